@@ -229,3 +229,28 @@ class RateLimitInfo:
     remaining: int | None = None
     reset_seconds: float | None = None
     retry_after: float | None = None
+
+
+# The note CareRoute writes carries the job id as this literal text (hidden in the HTML), so a
+# retried job can find its own note in the ticket's comments / conversations and not post twice.
+NOTE_MARKER_PREFIX = "careroute-job:"
+_MARKER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def note_marker(job_id: str) -> str:
+    return f"{NOTE_MARKER_PREFIX}{job_id}"
+
+
+def find_note_markers(body: str) -> frozenset[str]:
+    """Job ids of CareRoute markers found in a comment / note body (HTML or plain)."""
+    found = set()
+    start = body.find(NOTE_MARKER_PREFIX)
+    while start != -1:
+        i = start + len(NOTE_MARKER_PREFIX)
+        j = i
+        while j < len(body) and body[j] in _MARKER_CHARS:
+            j += 1
+        if j > i:
+            found.add(body[i:j])
+        start = body.find(NOTE_MARKER_PREFIX, j)
+    return frozenset(found)
