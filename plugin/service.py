@@ -1,0 +1,98 @@
+"""One CareRoute process: store, queue, audit, tenants, vendor clients and workers, wired up.
+
+`handlers/http.py` puts an HTTP face on it; the demo and tests start it in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from .audit import AuditLog
+from .config import ServiceSettings
+from .ingest import Delivery, Reply, receive
+from .logging import get_logger
+from .metrics import Metrics
+from .model import TicketRef
+from .queue import EnqueueResult, JobQueue
+from .store import Store
+from .tenants import SqliteTokenStore, TenantDirectory
+from .vendors import ClientFactory, client_factory
+from .worker import Pipeline, VendorClients, Worker, default_pipeline
+
+log = get_logger("careroute.service")
+
+DEDUPE_RETENTION_SECONDS = 3 * 86400  # longer than any vendor's redelivery window
+MAINTENANCE_INTERVAL_SECONDS = 2.0
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings, tenants: TenantDirectory, *,
+                 pipeline: Pipeline | None = None,
+                 factory_for=client_factory) -> None:
+        self.settings = settings
+        self.tenants = tenants
+        self.metrics = Metrics()
+        self.store = Store(Path(settings.data_dir) / "careroute.sqlite3")
+        self.queue = JobQueue(
+            self.store, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds, group_commit_ms=settings.group_commit_ms)
+        self.audit = AuditLog(self.store)
+        self.clients = VendorClients(token_store=SqliteTokenStore(self.store), metrics=self.metrics,
+                                     timeout_seconds=settings.vendor_timeout_seconds,
+                                     factory_for=factory_for)
+        self.worker = Worker(queue=self.queue, tenants=tenants, clients=self.clients,
+                             audit=self.audit, pipeline=pipeline or default_pipeline(),
+                             metrics=self.metrics, concurrency=settings.worker_concurrency)
+        self._job_counts: dict[str, int] = {}
+        self.metrics.watch_jobs(lambda: self._job_counts)
+        self._maintenance: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+
+    async def start(self, *, run_worker: bool = True) -> None:
+        await self.store.open(exclusive=True)
+        recovered = await self.queue.recover()
+        self._job_counts = await self.queue.counts()
+        log.info("service_started", tenants=len(self.tenants), recovered_leases=recovered,
+                 jobs=self._job_counts)
+        if run_worker:
+            self.worker.start()
+        self._maintenance = asyncio.create_task(self._maintain())
+
+    async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        await self.worker.stop(self.settings.shutdown_grace_seconds)
+        await self.clients.aclose()
+        await self.store.close()
+        log.info("service_stopped")
+
+    async def enqueue(self, ref: TicketRef, received_at: float) -> EnqueueResult:
+        return await self.queue.enqueue(ref, received_at=received_at)
+
+    async def receive(self, delivery: Delivery) -> Reply:
+        return await receive(delivery, tenants=self.tenants.get, enqueue=self.enqueue,
+                             body_limit=self.settings.body_limit_bytes, metrics=self.metrics)
+
+    async def ready(self) -> bool:
+        try:
+            await self.store.run(lambda conn: conn.execute("SELECT 1").fetchone())
+        except Exception:  # noqa: BLE001 — readiness is a yes/no
+            return False
+        return True
+
+    async def _maintain(self) -> None:
+        last_purge = 0.0
+        while True:
+            try:
+                self._job_counts = await self.queue.counts()
+                if time.monotonic() - last_purge > PURGE_INTERVAL_SECONDS:
+                    await self.queue.purge_finished(DEDUPE_RETENTION_SECONDS)
+                    last_purge = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 — maintenance must never die
+                log.warning("maintenance_failed", error_type=type(exc).__name__)
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)

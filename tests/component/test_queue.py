@@ -1,0 +1,213 @@
+"""The durable queue on a real SQLite file: dedupe, group commit, leases, retries, priority, fairness."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from plugin.errors import ConfigError, StoreUnavailableError
+from plugin.model import TicketRef
+from plugin.queue import JobQueue, priority_for_tier
+from plugin.store import Store
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ref(ticket: str, tenant: str = "acme", **kw) -> TicketRef:
+    return TicketRef(vendor="zendesk", tenant_id=tenant, ticket_id=ticket,
+                     delivery_id=kw.pop("delivery", f"d-{ticket}"), **kw)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store(tmp_path / "q.sqlite3").open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def queue(store, clock):
+    return JobQueue(store, lease_seconds=30, max_attempts=3, retry_base_seconds=2,
+                    group_commit_ms=5, clock=clock)
+
+
+async def test_duplicate_delivery_makes_no_second_job(queue):
+    first = await queue.enqueue(ref("1"))
+    again = await queue.enqueue(ref("1", delivery="other-invocation"))
+    assert not first.duplicate and again.duplicate
+    assert again.job_id == first.job_id
+    assert (await queue.counts())["queued"] == 1
+
+
+async def test_follow_up_comment_is_its_own_job_but_deduped_per_comment(queue):
+    await queue.enqueue(ref("1"))
+    a = await queue.enqueue(ref("1", event="comment", comment_id="c9"))
+    b = await queue.enqueue(ref("1", event="comment", comment_id="c9", delivery="retry"))
+    assert not a.duplicate and b.duplicate
+    assert (await queue.counts())["queued"] == 2
+
+
+async def test_concurrent_enqueues_share_one_commit(queue, store):
+    calls = 0
+    original = store.run
+
+    async def counting(fn, **kw):
+        nonlocal calls
+        calls += 1
+        return await original(fn, **kw)
+
+    store.run = counting
+    results = await asyncio.gather(*(queue.enqueue(ref(str(i))) for i in range(50)))
+    assert len({r.job_id for r in results}) == 50
+    assert calls <= 2, f"50 concurrent webhooks took {calls} store round trips"
+
+
+async def test_enqueued_job_is_on_disk_when_enqueue_returns(queue, tmp_path):
+    result = await queue.enqueue(ref("42"))
+    # A separate connection (as after a crash) sees the committed row.
+    with sqlite3.connect(tmp_path / "q.sqlite3") as conn:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (result.job_id,)).fetchone()
+    assert row == ("queued",)
+
+
+async def test_expired_lease_comes_back(queue, clock):
+    await queue.enqueue(ref("1"))
+    job = await queue.lease()
+    assert job is not None and job.attempts == 1
+    assert await queue.lease() is None  # leased: not offered twice
+    clock.now += 31  # the worker died; its lease expires
+    again = await queue.lease()
+    assert again is not None and again.id == job.id and again.attempts == 2
+
+
+async def test_recover_releases_leases_at_start(queue):
+    await queue.enqueue(ref("1"))
+    assert await queue.lease() is not None
+    assert await queue.recover() == 1
+    assert (await queue.lease()) is not None
+
+
+async def test_ack_finishes_a_job(queue):
+    await queue.enqueue(ref("1"))
+    job = await queue.lease()
+    await queue.ack(job.id)
+    assert await queue.counts() == {"queued": 0, "leased": 0, "done": 1, "dead": 0}
+    assert await queue.lease() is None
+
+
+async def test_retry_waits_for_backoff_then_dead_letters(queue, clock):
+    await queue.enqueue(ref("1"))
+    for attempt in (1, 2):
+        job = await queue.lease()
+        assert job.attempts == attempt
+        assert await queue.retry(job, reason="vendor 503") == "queued"
+        assert await queue.lease() is None  # not before its next run time
+        clock.now += queue.retry_max_seconds + 1
+    job = await queue.lease()
+    assert await queue.retry(job, reason="vendor 503") == "dead"
+    dead = await queue.dead_letters()
+    assert dead[0]["ticket_id"] == "1" and dead[0]["reason"] == "vendor 503"
+    assert await queue.requeue_dead() == 1
+    assert (await queue.lease()).attempts == 1
+
+
+async def test_rate_limit_deferral_does_not_use_up_attempts(queue, clock):
+    await queue.enqueue(ref("1"))
+    for _ in range(10):
+        job = await queue.lease()
+        assert job.attempts == 1
+        await queue.retry(job, reason="rate limited", delay=5, count_attempt=False)
+        clock.now += 5
+    assert (await queue.counts())["dead"] == 0
+
+
+async def test_higher_priority_is_served_first(queue):
+    for i in range(5):
+        await queue.enqueue(ref(f"ordinary-{i}"))
+    crisis = await queue.enqueue(ref("crisis"))
+    await queue.set_priority(crisis.job_id, priority_for_tier("imminent"))
+    assert (await queue.lease()).ref.ticket_id == "crisis"
+
+
+async def test_tenants_are_served_in_turn(queue):
+    for i in range(6):
+        await queue.enqueue(ref(f"a{i}", tenant="busy"))
+    await queue.enqueue(ref("b0", tenant="quiet"))
+    first = await queue.lease()
+    second = await queue.lease()
+    assert {first.tenant_id, second.tenant_id} == {"busy", "quiet"}
+
+
+async def test_excluded_tenant_is_skipped(queue):
+    await queue.enqueue(ref("a", tenant="blocked"))
+    await queue.enqueue(ref("b", tenant="fine"))
+    job = await queue.lease(exclude_tenants={"blocked"})
+    assert job.tenant_id == "fine"
+    assert await queue.lease(exclude_tenants={"blocked"}) is None
+
+
+async def test_journal_survives_reopen(tmp_path, clock):
+    store = await Store(tmp_path / "j.sqlite3").open()
+    q = JobQueue(store, clock=clock)
+    result = await q.enqueue(ref("1"))
+    await q.journal(result.job_id).put("ticket", {"tags": ["a"]})
+    await store.close()
+    store = await Store(tmp_path / "j.sqlite3").open()
+    q = JobQueue(store, clock=clock)
+    assert await q.journal(result.job_id).get("ticket") == {"tags": ["a"]}
+    assert await q.journal(result.job_id).get("note") is None
+    await store.close()
+
+
+async def test_purge_keeps_recent_done_jobs_for_dedupe(queue, clock):
+    await queue.enqueue(ref("1"))
+    await queue.ack((await queue.lease()).id)
+    assert await queue.purge_finished(3600) == 0
+    assert (await queue.enqueue(ref("1"))).duplicate
+    clock.now += 3601
+    assert await queue.purge_finished(3600) == 1
+    assert not (await queue.enqueue(ref("1"))).duplicate
+
+
+async def test_store_failure_reaches_every_waiter_as_unavailable(queue, store):
+    async def broken(fn, **kw):
+        raise StoreUnavailableError("store unavailable")
+
+    original = store.run
+    store.run = broken
+    results = await asyncio.gather(*(queue.enqueue(ref(str(i))) for i in range(3)),
+                                   return_exceptions=True)
+    store.run = original
+    assert all(isinstance(r, StoreUnavailableError) for r in results)
+
+
+async def test_full_disk_becomes_store_unavailable(tmp_path):
+    store = await Store(tmp_path / "full.sqlite3").open()
+    await store.run(lambda c: c.execute("PRAGMA max_page_count = 8"))
+    q = JobQueue(store, group_commit_ms=0)
+    with pytest.raises(StoreUnavailableError):
+        for i in range(500):
+            await q.enqueue(ref(str(i), hints={"brand_id": "x" * 60}))
+    await store.close()
+
+
+async def test_data_dir_is_locked_to_one_process(tmp_path):
+    first = await Store(tmp_path / "a.sqlite3").open(exclusive=True)
+    with pytest.raises(ConfigError):
+        await Store(tmp_path / "a.sqlite3").open(exclusive=True)
+    await first.close()
+    again = await Store(tmp_path / "a.sqlite3").open(exclusive=True)
+    await again.close()
