@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .model import ACTION_TIERS, Priority, Tier
 
 ENV_PREFIX = "env:"
+FILE_PREFIX = "file:"
 
 
 class ServiceSettings(BaseSettings):
@@ -262,18 +263,29 @@ _SECRET_KEYS = {"webhook_secret", "admin_token", "access_token", "refresh_token"
                 "token", "key"}
 
 
-def _resolve_env(value: Any, tenant: str, path: str, environ: Mapping[str, str]) -> Any:
-    """Replace `env:NAME` strings with the variable's value (recursively)."""
+def _resolve_env(value: Any, tenant: str, path: str, environ: Mapping[str, str],
+                 base_dir: Path | None = None) -> Any:
+    """Replace `env:NAME` with the variable's value and `file:PATH` with the file's first line
+    (PATH relative to the tenants file), recursively."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, tenant, f"{path}.{k}" if path else k, environ)
+        return {k: _resolve_env(v, tenant, f"{path}.{k}" if path else k, environ, base_dir)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, tenant, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+        return [_resolve_env(v, tenant, f"{path}[{i}]", environ, base_dir)
+                for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX):]
         if name not in environ:
             raise ConfigError(f"tenant {tenant!r}: {path}: environment variable {name} is not set")
         return environ[name]
+    if isinstance(value, str) and value.startswith(FILE_PREFIX):
+        file = Path(value[len(FILE_PREFIX):]).expanduser()
+        if not file.is_absolute() and base_dir is not None:
+            file = base_dir / file
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError:
+            raise ConfigError(f"tenant {tenant!r}: {path}: cannot read secret file {file}") from None
     return value
 
 
@@ -289,11 +301,11 @@ def _describe(error: ValidationError, tenant: str) -> str:
 
 
 def tenant_from_dict(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
-                     index: int = 0) -> TenantConfig:
+                     index: int = 0, base_dir: Path | None = None) -> TenantConfig:
     """Validate one tenant table. Raises ConfigError naming tenant and key."""
     environ = os.environ if environ is None else environ
     name = str(raw.get("id") or f"#{index + 1}")
-    resolved = _resolve_env(dict(raw), name, "", environ)
+    resolved = _resolve_env(dict(raw), name, "", environ, base_dir)
     try:
         return TenantConfig.model_validate(resolved)
     except ValidationError as exc:
@@ -313,7 +325,10 @@ def load_tenants(path: Path, *, environ: Mapping[str, str] | None = None) -> dic
         raise ConfigError(f"tenants file {path}: 'tenants' must be an array of tables ([[tenants]])")
     tenants: dict[str, TenantConfig] = {}
     for index, table in enumerate(tables):
-        tenant = tenant_from_dict(table, environ=environ, index=index)
+        if not isinstance(table, dict):
+            raise ConfigError(f"tenants file {path}: tenants[{index}] must be a table")
+        tenant = tenant_from_dict(table, environ=environ, index=index,
+                                  base_dir=Path(path).resolve().parent)
         if tenant.id in tenants:
             raise ConfigError(f"tenant {tenant.id!r}: id: duplicate tenant id")
         tenants[tenant.id] = tenant
