@@ -8,9 +8,11 @@ errors are `ConfigError`s that name the tenant and the key and never echo a valu
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -119,7 +121,8 @@ class TierActions(_Strict):
     tags: tuple[str, ...] = ()  # extra tags besides the tier tag
     note: bool = False
     priority: Priority | None = None
-    # None → the tenant's trained_group_id for high/imminent; 0 → leave the group alone.
+    # An explicit group wins; otherwise `route_to_trained_group` sends the ticket to the tenant's
+    # trained_group_id; 0 leaves the group alone.
     group_id: int | None = None
     route_to_trained_group: bool = False
     macro_id: int | None = None
@@ -176,6 +179,31 @@ class AutoReply(_Strict):
     business_hours: str = "09:00-17:00"
     business_days: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO weekdays
     time_zone: str = "UTC"
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", value)
+        if not match or int(match[1]) > 23 or int(match[3]) > 24 or int(match[2]) > 59 \
+                or int(match[4]) > 59:
+            raise ValueError("business_hours must look like 09:00-17:00")
+        return value
+
+    @field_validator("business_days")
+    @classmethod
+    def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(day not in range(1, 8) for day in value):
+            raise ValueError("business_days are ISO weekdays 1 (Monday) to 7 (Sunday)")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("time_zone must be an IANA time zone such as Europe/Berlin") from None
+        return value
 
 
 class Marketplace(_Strict):

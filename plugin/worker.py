@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -249,7 +249,12 @@ class Worker:
         client = self.clients.client(tenant)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        ticket = await self._quick(lambda: client.fetch(ref))
+        if ref.event == "feedback" and ref.tags:
+            # The delivery carries the ticket's tags: feedback needs no API call.
+            ticket = Ticket(vendor=ref.vendor, tenant_id=ref.tenant_id, ticket_id=ref.ticket_id,
+                            text="", tags=ref.tags)
+        else:
+            ticket = await self._quick(lambda: client.fetch(ref))
         timings["fetch"] = _ms(started)
 
         if ref.event == "feedback":
@@ -270,7 +275,17 @@ class Worker:
             # A retry of this job (rate limit, outage) must still go before ordinary ones.
             await self.queue.set_priority(job.id, priority_for_tier(tier))
 
+        journal = self.queue.journal(job.id)
+        # If an earlier attempt of this very job already wrote some steps (say the tags with the
+        # marker, then crashed before the note), plan against the ticket as it was before our
+        # own writes, so the same plan comes out and `apply` finishes only the missing steps.
+        started_plan = await journal.get("plan")
+        own_tags = frozenset(started_plan.get("add_tags", ())) if started_plan else frozenset()
+
         def replan(fresh: Ticket) -> Plan:
+            if started_plan:
+                fresh = replace(fresh, tags=tuple(t for t in fresh.tags if t not in own_tags),
+                                note_markers=fresh.note_markers - {job.id})
             return self.pipeline.plan(assessment, tenant, fresh, job_id=job.id, event=ref.event)
 
         plan = replan(ticket)
@@ -279,7 +294,8 @@ class Worker:
             outcome = "nothing_to_do" if tier == "none" else "already_handled"
         else:
             mark = time.perf_counter()
-            journal = self.queue.journal(job.id)
+            if not started_plan:
+                await journal.put("plan", {"tier": plan.tier, "add_tags": list(plan.add_tags)})
             actions = await self._quick(
                 lambda: client.apply(ref, ticket, plan, replan=replan, journal=journal))
             timings["apply"] = _ms(mark)

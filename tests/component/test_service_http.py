@@ -244,3 +244,32 @@ async def test_canary_text_and_secrets_never_reach_logs_audit_or_metrics(running
     db = (tmp_path / "data" / "careroute.sqlite3").read_bytes()
     assert b"CANARY-7f3a" not in db
     assert re.search(r'"tier": ?"high"', audit)
+
+
+async def test_job_that_wrote_tags_but_not_its_note_finishes_the_note_on_retry(running):
+    """Freshdesk-style two-step apply: tags (with the marker) land, the note fails until the
+    queue retries the job; the re-fetched ticket carries the marker, yet the note is written."""
+    client = running.vendors.client_for("acme")
+    client.texts["60"] = "crisis"
+    note_failures = [TransientVendorError(status=502) for _ in range(4)]
+    notes: list[str] = []
+
+    async def two_step_apply(ref, ticket, plan, *, replan, journal):
+        if await journal.get("tags") is None:
+            client.tags[ref.ticket_id] = tuple(ticket.tags) + plan.add_tags
+            await journal.put("tags", {"ok": True})
+        if await journal.get("note") is None:
+            if note_failures:
+                raise note_failures.pop(0)
+            notes.append(plan.note_html)
+            await journal.put("note", {"ok": True})
+        return plan.actions()
+
+    client.apply = two_step_apply
+    body = trigger_body(60)
+    await running.post("/webhooks/zendesk/acme", body, signed_headers(body))
+    assert await running.service.worker.drain(10)
+    assert len(notes) == 1
+    assert client.fetched.count("60") >= 2  # it really was re-fetched with the marker on it
+    decision = (await running.service.audit.recent("acme"))[0]
+    assert decision["outcome"] == "applied"

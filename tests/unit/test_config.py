@@ -71,6 +71,9 @@ def test_loads_the_documented_format(tmp_path):
     ({"subdomain": None}, "(tenant)"),
     ({"tag_prefix": "Care Route!"}, "tag_prefix"),
     ({"default_country": "Germany"}, "default_country"),
+    ({"auto_reply": {"business_hours": "9-5"}}, "auto_reply.business_hours"),
+    ({"auto_reply": {"time_zone": "Mars/Olympus"}}, "auto_reply.time_zone"),
+    ({"auto_reply": {"business_days": [0, 8]}}, "auto_reply.business_days"),
 ])
 def test_invalid_config_names_tenant_and_key_and_hides_secrets(patch, key):
     raw = {"id": "acme", "vendor": "zendesk", "subdomain": "acme", "webhook_secret": SECRET,

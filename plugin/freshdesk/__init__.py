@@ -1,0 +1,1 @@
+"""Freshdesk: authenticated automation-rule webhooks, the API v2 client, provisioning."""
