@@ -26,12 +26,12 @@ class AuditLog:
             row["event"], row["tier"], float(row["score"]), json.dumps(list(row["rule_ids"])),
             json.dumps(list(row["categories"])), json.dumps(list(row["flags"])), row["language"],
             json.dumps(list(row["actions"])), row["outcome"], row["received_at"], row["decided_at"],
-            json.dumps(dict(row["timings_ms"])),
+            json.dumps(dict(row["timings_ms"])), row["country"],
         )
         await self.store.run(lambda conn: conn.execute(
             "INSERT INTO decisions (tenant_id, vendor, ticket_id, delivery_id, job_id, event, tier,"
             " score, rule_ids, categories, flags, language, actions, outcome, received_at,"
-            " decided_at, timings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values))
+            " decided_at, timings, country) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values))
 
     async def latest_for_ticket(self, tenant_id: str, ticket_id: str) -> dict[str, Any] | None:
         """The most severe screening of a ticket (a later message can only escalate)."""

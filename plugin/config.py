@@ -59,6 +59,15 @@ class ServiceSettings(BaseSettings):
     vendor_timeout_seconds: float = Field(15.0, gt=0)
     # Key (urlsafe base64, 32 bytes) used to encrypt tenant secrets stored in the registry.
     secret_key: SecretStr | None = None
+    # Bearer token marketplace installs present to register a tenant (Freshworks install handler).
+    registration_token: SecretStr | None = None
+    # Zendesk OAuth client for marketplace installs (the /oauth/zendesk/… flow).
+    zendesk_oauth_client_id: str | None = None
+    zendesk_oauth_client_secret: SecretStr | None = None
+    # Overrides https://{subdomain}.zendesk.com for the OAuth flow (sandbox, tests).
+    zendesk_oauth_base_url: str | None = None
+    # How often app settings (thresholds…) are read back from Zendesk installations.
+    settings_sync_seconds: float = Field(300.0, gt=0)
 
 
 # ---------------------------------------------------------------- tenant model

@@ -156,6 +156,8 @@ class Plan:
     # Apply the macro through the API (Zendesk) instead of only suggesting it in the note.
     apply_macro: bool = False
     unassign: bool = False
+    # Assign to this agent (wellbeing rota in the trained group); None leaves the assignee.
+    assignee_id: int | None = None
     # Public reply to the customer; only for imminent and only where the tenant enabled it.
     auto_reply_html: str | None = None
     # Job id written into the note (hidden) so a retry can see the note is already there.
@@ -172,6 +174,7 @@ class Plan:
             or self.note_html
             or (self.macro_id is not None and self.apply_macro)
             or self.unassign
+            or self.assignee_id is not None
             or self.auto_reply_html
         )
 
@@ -190,6 +193,8 @@ class Plan:
             names.append("macro")
         if self.unassign:
             names.append("unassign")
+        if self.assignee_id is not None:
+            names.append("assign")
         if self.auto_reply_html:
             names.append("auto_reply")
         return tuple(names)
@@ -219,6 +224,8 @@ class Decision:
     received_at: float
     decided_at: float
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # ISO 3166 country whose resources were shown (from locale / time zone / tenant default).
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     outcome     TEXT NOT NULL,
     received_at REAL NOT NULL,
     decided_at  REAL NOT NULL,
-    timings     TEXT NOT NULL
+    timings     TEXT NOT NULL,
+    country     TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_ticket ON decisions (tenant_id, ticket_id, decided_at);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (decided_at);

@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .model import Assessment, Decision, Plan, Ticket, TicketRef, Tier
 from .queue import Job, JobQueue, priority_for_tier
 from .ratelimit import RateBudget
+from .resources import resolve_country
 from .tenants import TenantDirectory
 from .vendors import ClientContext, ClientFactory, TokenStore, VendorClient, client_factory
 
@@ -304,7 +305,8 @@ class Worker:
                 self.metrics.routed_seconds.labels(ref.vendor, tier).observe(
                     max(0.0, time.time() - job.received_at))
         timings["total"] = _ms(started)
-        await self._record(job, tenant, assessment, tier, actions, outcome, timings)
+        country = resolve_country(locale, ticket.requester_time_zone, tenant.default_country)
+        await self._record(job, tenant, assessment, tier, actions, outcome, timings, country)
         await self.queue.ack(job.id)
         log.info("job_done", tier=tier, score=round(assessment.score, 3),
                  rules=list(assessment.rule_ids), actions=list(actions), outcome=outcome,
@@ -313,7 +315,7 @@ class Worker:
 
     async def _record(self, job: Job, tenant: TenantConfig, assessment: Assessment | None,
                       tier: Tier, actions: tuple[str, ...], outcome: str,
-                      timings: dict[str, float]) -> None:
+                      timings: dict[str, float], country: str | None = None) -> None:
         ref = job.ref
         decision = Decision(
             tenant_id=tenant.id, vendor=ref.vendor, ticket_id=ref.ticket_id,
@@ -324,7 +326,7 @@ class Worker:
             flags=tuple(sorted(assessment.flags)) if assessment else (),
             language=assessment.language if assessment else "und",
             actions=actions, outcome=outcome, received_at=job.received_at,
-            decided_at=time.time(), timings_ms=timings)
+            decided_at=time.time(), timings_ms=timings, country=country)
         await self.audit.record(decision)
         if self.metrics is not None:
             self.metrics.decisions.labels(ref.vendor, tier, outcome.split(":")[0]).inc()
