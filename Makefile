@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test serve bench venv clean
+.PHONY: demo test serve bench venv clean
 
 venv: $(STAMP)
 
@@ -15,11 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+demo: $(STAMP)
+	$(BIN)/careroute demo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# make serve TENANTS=tenants.toml [DATA=./data]
 serve: $(STAMP)
-	$(BIN)/careroute serve
+	$(BIN)/careroute serve $(if $(TENANTS),--tenants $(TENANTS)) $(if $(DATA),--data-dir $(DATA))
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -59,6 +59,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- demo
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(once=args.once, data_dir=args.data_dir, view_port=args.view_port)
+
+
 # ----------------------------------------------------------------- replay
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -110,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--freshdesk-port", type=int, default=9002)
     sandbox.add_argument("--webhook-target", help="service base URL the emulators send webhooks to")
     sandbox.set_defaults(func=cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="sandboxes + service + sample tickets, then a results table")
+    demo.add_argument("--once", action="store_true", help="exit after the results table")
+    demo.add_argument("--data-dir", dest="data_dir", type=Path,
+                      help="keep the demo's store here (default: a fresh temporary folder)")
+    demo.add_argument("--view-port", type=int, default=8090, help="port of the agent view")
+    demo.set_defaults(func=cmd_demo)
 
     from .screening.command import register as register_screen
     register_screen(sub)
