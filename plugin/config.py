@@ -228,6 +228,9 @@ class TenantConfig(_Strict):
     domain: str | None = None  # Freshdesk, e.g. acme.freshdesk.com
     base_url: str | None = None  # overrides the vendor URL (sandbox, tests)
     webhook_secret: SecretStr
+    # Also accepted: a second Zendesk webhook's signing secret (trigger + event routes), or the
+    # previous secret while a rotation is under way.
+    other_webhook_secrets: tuple[SecretStr, ...] = ()
     auth: Auth
     enabled: bool = True
     screening: Thresholds = Field(default_factory=Thresholds)
@@ -295,10 +298,6 @@ class TenantConfig(_Strict):
 
 
 # ------------------------------------------------------------------ loading
-
-_SECRET_KEYS = {"webhook_secret", "admin_token", "access_token", "refresh_token", "client_secret",
-                "token", "key"}
-
 
 def _resolve_env(value: Any, tenant: str, path: str, environ: Mapping[str, str],
                  base_dir: Path | None = None) -> Any:
@@ -374,7 +373,8 @@ def load_tenants(path: Path, *, environ: Mapping[str, str] | None = None) -> dic
 
 def secret_values(tenant: TenantConfig) -> list[str]:
     """Every secret of a tenant, for the log redactor."""
-    values = [tenant.webhook_secret.get_secret_value()]
+    values = [tenant.webhook_secret.get_secret_value(),
+              *(s.get_secret_value() for s in tenant.other_webhook_secrets)]
     if tenant.admin_token:
         values.append(tenant.admin_token.get_secret_value())
     auth = tenant.auth

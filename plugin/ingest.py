@@ -61,6 +61,21 @@ def _reject(metrics: Metrics | None, vendor: str, reason: str, status: int, mess
     return Reply(status, {"error": message})
 
 
+def _verify_any(webhook, delivery: Delivery, tenant: TenantConfig, now: float) -> None:
+    """Accept the tenant's secret or one of its other secrets; otherwise the primary's error."""
+    secrets = [tenant.webhook_secret, *tenant.other_webhook_secrets]
+    first_error: CareRouteError | None = None
+    for secret in secrets:
+        try:
+            webhook.verify(delivery.headers, delivery.body, secret.get_secret_value(), now,
+                           query=delivery.query)
+            return
+        except CareRouteError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
+
+
 async def receive(delivery: Delivery, *, tenants: TenantLookup, enqueue: Enqueue,
                   body_limit: int, metrics: Metrics | None = None,
                   now: Callable[[], float] = time.time) -> Reply:
@@ -83,8 +98,7 @@ async def receive(delivery: Delivery, *, tenants: TenantLookup, enqueue: Enqueue
     ignorable = getattr(webhook, "IgnorableEvent", None)
     received_at = now()
     try:
-        webhook.verify(delivery.headers, delivery.body, tenant.webhook_secret.get_secret_value(),
-                       received_at, query=delivery.query)
+        _verify_any(webhook, delivery, tenant, received_at)
         ref = webhook.parse(delivery.body, tenant_id=tenant.id, headers=delivery.headers,
                             query=delivery.query)
     except CareRouteError as exc:
