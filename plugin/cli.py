@@ -41,9 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure(level=settings.log_level, fmt=settings.log_format)
-    if settings.tenants_file is None:
-        raise ConfigError("no tenants file: pass --tenants FILE or set CAREROUTE_TENANTS_FILE")
-    tenants = TenantDirectory.from_file(settings.tenants_file)
+    # Without a tenants file the service serves the tenants in its registry (marketplace installs).
+    tenants = (TenantDirectory.from_file(settings.tenants_file) if settings.tenants_file
+               else TenantDirectory())
     serve(settings, tenants)
     return 0
 
@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .screening.command import register as register_screen
     register_screen(sub)
+
+    from .registry_command import register as register_tenants
+    register_tenants(sub)
 
     replay = sub.add_parser("replay", help="show the plan for a saved webhook payload (writes nothing)")
     replay.add_argument("file", help="a saved webhook body, or {\"webhook\": …, \"ticket\": …}")

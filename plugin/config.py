@@ -66,6 +66,10 @@ class ServiceSettings(BaseSettings):
     zendesk_oauth_client_secret: SecretStr | None = None
     # Overrides https://{subdomain}.zendesk.com for the OAuth flow (sandbox, tests).
     zendesk_oauth_base_url: str | None = None
+    # Zendesk marketplace app identity, sent as X-Zendesk-Marketplace-* on server-side calls.
+    zendesk_marketplace_name: str | None = None
+    zendesk_marketplace_organization_id: str | None = None
+    zendesk_marketplace_app_id: str | None = None
     # How often app settings (thresholds…) are read back from Zendesk installations.
     settings_sync_seconds: float = Field(300.0, gt=0)
 

@@ -193,7 +193,7 @@ async def run_demo(*, once: bool, data_dir: Path | None, view_port: int) -> int:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="careroute-demo-"))
     settings = ServiceSettings(data_dir=workdir, worker_concurrency=4)
     tenants = TenantDirectory(demo_tenants(zd_url, fd_url, "pending-provisioning", fd_secret))
-    service = Service(settings, tenants)
+    service = Service(settings, tenants, insecure_dev=True)
     await service.start()
     service_runner, service_url = await start_site(create_app(service, manage_service=False))
     runners.append(service_runner)

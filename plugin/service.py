@@ -16,10 +16,12 @@ from .logging import get_logger
 from .metrics import Metrics
 from .model import TicketRef
 from .queue import EnqueueResult, JobQueue
+from .registry import TenantRegistry
 from .store import Store
 from .tenants import SqliteTokenStore, TenantDirectory
 from .vendors import ClientFactory, client_factory
 from .worker import Pipeline, VendorClients, Worker, default_pipeline
+from .zendesk.settings_sync import SettingsSync
 
 log = get_logger("careroute.service")
 
@@ -31,7 +33,7 @@ PURGE_INTERVAL_SECONDS = 3600.0
 class Service:
     def __init__(self, settings: ServiceSettings, tenants: TenantDirectory, *,
                  pipeline: Pipeline | None = None,
-                 factory_for=client_factory) -> None:
+                 factory_for=client_factory, insecure_dev: bool = False) -> None:
         self.settings = settings
         self.tenants = tenants
         self.metrics = Metrics()
@@ -44,25 +46,37 @@ class Service:
         self.clients = VendorClients(token_store=SqliteTokenStore(self.store), metrics=self.metrics,
                                      timeout_seconds=settings.vendor_timeout_seconds,
                                      factory_for=factory_for)
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        # Marketplace installs, the admin page and `careroute tenants` keep tenants here; changes
+        # reach `tenants` (the directory every request and job reads) at once.
+        self.registry = TenantRegistry(self.store, secret_key=key, directory=tenants,
+                                       insecure_dev=insecure_dev)
         self.worker = Worker(queue=self.queue, tenants=tenants, clients=self.clients,
                              audit=self.audit, pipeline=pipeline or default_pipeline(),
                              metrics=self.metrics, concurrency=settings.worker_concurrency)
         self._job_counts: dict[str, int] = {}
         self.metrics.watch_jobs(lambda: self._job_counts)
+        self.settings_sync = SettingsSync.for_service(self, self.registry)
         self._maintenance: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
     async def start(self, *, run_worker: bool = True) -> None:
         await self.store.open(exclusive=True)
+        tenants_file = self.settings.tenants_file
+        await self.registry.load_into(
+            file_modified_at=Path(tenants_file).stat().st_mtime
+            if tenants_file and Path(tenants_file).exists() else None)
         recovered = await self.queue.recover()
         self._job_counts = await self.queue.counts()
         log.info("service_started", tenants=len(self.tenants), recovered_leases=recovered,
                  jobs=self._job_counts)
         if run_worker:
             self.worker.start()
+            self.settings_sync.start()
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def stop(self) -> None:
+        await self.settings_sync.stop()
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)

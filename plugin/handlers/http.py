@@ -1,25 +1,49 @@
-"""The aiohttp face of the service: webhooks, health, readiness, metrics.
+"""The aiohttp face of the service: webhooks, health, readiness, metrics, its OpenAPI document.
 
 Webhook bodies are read once, as raw bytes, with a hard size limit; everything else about a
 delivery is decided by `plugin.ingest.receive`. Errors never echo the request.
+Socket-level limits (`ServerLimits`: slow clients, header sizes, a connection cap) are applied
+by `start_server`, which `serve` uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
-from typing import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from ..config import ServiceSettings
 from ..ingest import Delivery
 from ..logging import get_logger
 from ..service import Service
 from ..tenants import TenantDirectory
+from .api import setup_api
+from .onboarding import setup_onboarding
 
 log = get_logger("careroute.http")
 SERVICE_KEY: web.AppKey[Service] = web.AppKey("careroute_service", Service)
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may hold: time to send a request head or a body, header sizes, sockets."""
+
+    head_timeout_seconds: float = 10.0  # connection open (or idle keep-alive) → full request head
+    body_timeout_seconds: float = 10.0  # reading a webhook body (Zendesk itself gives up at 12 s)
+    max_line_size: int = 8190  # request line and each header line
+    max_field_size: int = 8190
+    max_headers: int = 64
+    max_connections: int = 512  # past this a new connection gets 503 + Retry-After and is closed
+
+
+LIMITS_KEY: web.AppKey[ServerLimits] = web.AppKey("careroute_limits", ServerLimits)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,9 +100,15 @@ async def webhook(request: web.Request) -> web.Response:
     tenant_id = request.match_info["tenant_id"]
     oversize = False
     try:
-        body = await read_body(request, service.settings.body_limit_bytes)
+        async with asyncio.timeout(request.app[LIMITS_KEY].body_timeout_seconds):
+            body = await read_body(request, service.settings.body_limit_bytes)
     except BodyTooLarge:
         body, oversize = b"", True
+    except TimeoutError:  # a client that stalls mid-body loses its connection, not a worker
+        log.info("webhook_body_timeout", vendor=vendor if vendor in ("zendesk", "freshdesk") else None)
+        response = web.json_response({"error": "request body timeout"}, status=408)
+        response.force_close()
+        return response
     headers = {k.lower(): v for k, v in request.headers.items()}
     delivery = Delivery(vendor=vendor, tenant_id=tenant_id, body=body, headers=headers,
                         query=dict(request.query), oversize=oversize)
@@ -104,15 +134,24 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-def create_app(service: Service, *, manage_service: bool = True) -> web.Application:
+async def openapi(_: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI_PATH.read_bytes(), content_type="application/yaml")
+
+
+def create_app(service: Service, *, manage_service: bool = True,
+               limits: ServerLimits | None = None) -> web.Application:
     """The web app. With `manage_service`, the app starts and stops the service with itself."""
     app = web.Application(middlewares=[errors_and_access_log],
                           client_max_size=service.settings.body_limit_bytes + 1)
     app[SERVICE_KEY] = service
+    app[LIMITS_KEY] = limits or ServerLimits()
+    app.router.add_get("/openapi.yaml", openapi)
     app.router.add_post("/webhooks/{vendor}/{tenant_id}", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    setup_api(app, service)
+    setup_onboarding(app, service, service.registry)
     if manage_service:
         async def lifecycle(_: web.Application):
             await service.start()
@@ -123,10 +162,94 @@ def create_app(service: Service, *, manage_service: bool = True) -> web.Applicat
     return app
 
 
-def serve(settings: ServiceSettings, tenants: TenantDirectory) -> None:
+# ------------------------------------------------------------------ socket-level limits
+
+
+class _QuietRequestHandler(RequestHandler):
+    """aiohttp's own error pages quote up to 100 bytes of a malformed request line or header,
+    and its error log carries them in a traceback: answer with a fixed reason instead."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        log.info("http_protocol_error", status=status,
+                 error_type=type(exc).__name__ if exc else None)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        reason = "bad request" if status < 500 else "internal error"
+        response = web.json_response({"error": reason}, status=status)
+        response.force_close()
+        return response
+
+
+_BUSY_BODY = b'{"error": "server is busy"}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+class _GuardedServer(web.Server):
+    """Connections past `max_connections` get a 503 (the vendor retries) and are closed."""
+
+    max_connections = ServerLimits.max_connections
+
+    def __call__(self) -> RequestHandler:
+        return _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self.connections) > self.max_connections:
+            transport.write(_BUSY)
+            transport.close()
+
+
+class _GuardedRunner(web.AppRunner):
+    def __init__(self, app: web.Application, limits: ServerLimits, **kwargs: Any) -> None:
+        super().__init__(app, access_log=None, keepalive_timeout=limits.head_timeout_seconds,
+                         max_line_size=limits.max_line_size, max_field_size=limits.max_field_size,
+                         max_headers=limits.max_headers,
+                         # after an early answer (408, 413) drain the rest for this long, no more
+                         lingering_time=limits.body_timeout_seconds, **kwargs)
+        self._max_connections = limits.max_connections
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _GuardedServer  # same object, guarded connection handling
+        server.max_connections = self._max_connections  # type: ignore[attr-defined]
+        return server
+
+
+async def start_server(app: web.Application, host: str, port: int, *,
+                       shutdown_timeout: float = 10.0) -> tuple[web.AppRunner, int]:
+    """Start `app` with its ServerLimits on host:port (0: any) → (runner, bound port).
+
+    The keep-alive timeout doubles as the head timeout: aiohttp closes a connection that has not
+    delivered a complete request head in that time, whether it is idle or trickling bytes.
+    """
+    runner = _GuardedRunner(app, app.get(LIMITS_KEY) or ServerLimits(),
+                            shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+    return runner, bound
+
+
+async def _serve_until_signalled(app: web.Application, settings: ServiceSettings) -> None:
+    runner, _ = await start_server(app, settings.host, settings.port,
+                                   shutdown_timeout=settings.shutdown_grace_seconds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(settings: ServiceSettings, tenants: TenantDirectory,
+          limits: ServerLimits | None = None) -> None:
     """Run the service until SIGINT/SIGTERM (graceful: workers finish or hand jobs back)."""
     service = Service(settings, tenants)
-    app = create_app(service)
+    app = create_app(service, limits=limits)
     log.info("listening", host=settings.host, port=settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None,
-                shutdown_timeout=settings.shutdown_grace_seconds)
+    asyncio.run(_serve_until_signalled(app, settings))

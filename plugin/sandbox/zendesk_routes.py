@@ -1,4 +1,6 @@
-"""The Zendesk sandbox's HTTP routes: `/api/v2/…` (vendor paths), `/oauth/tokens`, `/_sandbox/…`.
+"""The Zendesk sandbox's HTTP routes: `/api/v2/…` (vendor paths), `/oauth/tokens`,
+`/oauth/authorizations/new` (the authorization-code consent step, answered at once), app
+installations (`/api/v2/apps/installations`), `/_sandbox/…`.
 
 Request and response shapes follow Zendesk's OpenAPI spec and the recorded responses in
 reference/fixtures/zendesk; error bodies follow zendesk.md §2.7.
@@ -10,7 +12,9 @@ import base64
 import re
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -461,3 +465,147 @@ def add_api_routes(app: web.Application, state: "ZendeskState") -> None:
     router.add_post(r"/_sandbox/tickets/{ticket_id:\d+}/requester_comment",
                     sandbox_requester_comment)
     router.add_get("/_sandbox/deliveries", sandbox_deliveries)
+    add_oauth_and_app_routes(app, state)
+    add_group_membership_routes(app, state)
+
+
+# ------------------------------------------------------------------ OAuth consent and app settings
+
+OAUTH_CLIENT = "sandbox-client"
+# Secure app settings are never returned by the installations API (zendesk.md §5.2).
+SECURE_SETTING_NAMES = frozenset({"tenant_token"})
+
+
+@dataclass
+class SandboxApps:
+    """What an admin did in the sandbox's Admin Center: consent answers and app installations."""
+
+    approve: bool = True  # the answer the next consent screens give
+    authorizations: list[dict[str, str]] = field(default_factory=list)
+    installations: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+SANDBOX_APPS = web.AppKey("zendesk_sandbox_apps", SandboxApps)
+
+
+def add_oauth_and_app_routes(app: web.Application, state: "ZendeskState") -> None:
+    apps = SandboxApps()
+    app[SANDBOX_APPS] = apps
+    installation_ids = iter(range(360_001_000_001, 360_002_000_000))
+
+    async def authorize(request: web.Request) -> web.StreamResponse:
+        """The consent screen, answered at once: 302 back to redirect_uri with a code (or an
+        `access_denied` error when the sandbox was told to refuse)."""
+        query = request.query
+        redirect_uri = query.get("redirect_uri", "")
+        if query.get("response_type") != "code" or query.get("client_id") != OAUTH_CLIENT \
+                or not redirect_uri.startswith(("http://", "https://")):
+            return web.Response(status=400, text="Invalid authorization request.")
+        apps.authorizations.append({k: query.get(k, "") for k in
+                                    ("client_id", "redirect_uri", "scope", "state")})
+        if apps.approve:
+            answer = {"code": state.issue_code(), "state": query.get("state", "")}
+        else:
+            answer = {"error": "access_denied", "error_description": "The end-user or "
+                      "authorization server denied the request.", "state": query.get("state", "")}
+        separator = "&" if "?" in redirect_uri else "?"
+        raise web.HTTPFound(redirect_uri + separator + urlencode(answer))
+
+    async def consent(request: web.Request) -> web.Response:
+        body = await _json_body(request) or {}
+        apps.approve = bool(body.get("approve", True))
+        return web.json_response({"approve": apps.approve})
+
+    def public(installation: dict[str, Any]) -> dict[str, Any]:
+        settings = {k: v for k, v in installation["settings"].items()
+                    if k not in SECURE_SETTING_NAMES}
+        return {**installation, "settings": settings,
+                "settings_objects": [{"name": k, "value": v} for k, v in settings.items()]}
+
+    async def list_installations(_: web.Request) -> web.Response:
+        return web.json_response({"installations": [public(i) for i in
+                                                    apps.installations.values()]})
+
+    async def create_installation(request: web.Request) -> web.Response:
+        body = await _json_body(request) or {}
+        settings = body.get("settings")
+        app_id = _int(body.get("app_id"))
+        if app_id is None or not isinstance(settings, dict) or not settings.get("name"):
+            return invalid("settings", "app_id and settings.name are required")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        installation = {"id": next(installation_ids), "app_id": app_id, "product": "support",
+                        "settings": dict(settings), "enabled": bool(body.get("enabled", True)),
+                        "created_at": stamp, "updated_at": stamp}
+        apps.installations[installation["id"]] = installation
+        return web.json_response(public(installation), status=201)
+
+    async def update_installation(request: web.Request) -> web.Response:
+        installation = apps.installations.get(int(request.match_info["installation_id"]))
+        if installation is None:
+            return not_found()
+        body = await _json_body(request) or {}
+        if isinstance(body.get("settings"), dict):
+            installation["settings"].update(body["settings"])
+        if "enabled" in body:
+            installation["enabled"] = bool(body["enabled"])
+        installation["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return web.json_response(public(installation))
+
+    router = app.router
+    router.add_get("/oauth/authorizations/new", authorize)
+    router.add_post("/_sandbox/oauth/consent", consent)
+    for path in ("/api/v2/apps/installations", "/api/v2/apps/installations.json"):
+        router.add_get(path, list_installations)
+        router.add_post(path, create_installation)
+    router.add_put(r"/api/v2/apps/installations/{installation_id:\d+}", update_installation)
+    router.add_put(r"/api/v2/apps/installations/{installation_id:\d+}.json", update_installation)
+
+
+# ------------------------------------------------------------------ group memberships (wellbeing rota)
+
+# The trained group starts with three agents, created on first use so other tests' ids stay put.
+TRAINED_AGENT_NAMES = ("Trained Agent Ana", "Trained Agent Ben", "Trained Agent Chloe")
+GROUP_MEMBERS = web.AppKey("zendesk_sandbox_group_members", dict)
+
+
+def add_group_membership_routes(app: web.Application, state: "ZendeskState") -> None:
+    """GET /api/v2/groups/{id}/memberships (Zendesk's shape, one page) and
+    PUT /_sandbox/groups/{id}/memberships {"user_ids": [...]} to arrange a group."""
+    from .zendesk import TRAINED_GROUP_ID
+
+    members: dict[int, list[int]] = {}
+    app[GROUP_MEMBERS] = members
+
+    def members_of(group_id: int) -> list[int]:
+        if group_id == TRAINED_GROUP_ID and group_id not in members:
+            members[group_id] = [
+                state.create_user(name=name, email=f"{name.split()[-1].lower()}@agents.sandbox.test",
+                                  role="agent")["id"] for name in TRAINED_AGENT_NAMES]
+        return members.setdefault(group_id, [])
+
+    async def list_memberships(request: web.Request) -> web.Response:
+        group_id = _int(request.match_info["group_id"]) or 0
+        if group_id not in state.groups:
+            return not_found()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        items = [{"id": group_id * 100 + index, "user_id": user_id, "group_id": group_id,
+                  "default": index == 0, "url": f"/api/v2/group_memberships/{group_id * 100 + index}.json",
+                  "created_at": now, "updated_at": now}
+                 for index, user_id in enumerate(members_of(group_id))]
+        return web.json_response({"group_memberships": items, "next_page": None,
+                                  "previous_page": None, "count": len(items)})
+
+    async def set_memberships(request: web.Request) -> web.Response:
+        group_id = _int(request.match_info["group_id"]) or 0
+        data = await _json_body(request) or {}
+        user_ids = data.get("user_ids")
+        if group_id not in state.groups or not isinstance(user_ids, list):
+            return not_found()
+        if any(_int(u) not in state.users for u in user_ids):
+            return invalid("user_ids", "User: not found")
+        members[group_id] = [int(u) for u in user_ids]
+        return web.json_response({"user_ids": members[group_id]})
+
+    app.router.add_get(r"/api/v2/groups/{group_id:\d+}/memberships", list_memberships)
+    app.router.add_get(r"/api/v2/groups/{group_id:\d+}/memberships.json", list_memberships)
+    app.router.add_put(r"/_sandbox/groups/{group_id:\d+}/memberships", set_memberships)
