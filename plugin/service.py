@@ -19,7 +19,7 @@ from .queue import EnqueueResult, JobQueue
 from .registry import TenantRegistry
 from .store import Store
 from .tenants import SqliteTokenStore, TenantDirectory
-from .vendors import ClientFactory, client_factory
+from .vendors import client_factory
 from .worker import Pipeline, VendorClients, Worker, default_pipeline
 from .zendesk.settings_sync import SettingsSync
 
