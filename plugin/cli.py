@@ -129,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .screening.command import register as register_screen
     register_screen(sub)
 
+    from .calibrate import register as register_calibrate
+    from .feedback_report import register as register_feedback
     from .registry_command import register as register_tenants
     register_tenants(sub)
+    register_calibrate(sub)
+    register_feedback(sub)
 
     replay = sub.add_parser("replay", help="show the plan for a saved webhook payload (writes nothing)")
     replay.add_argument("file", help="a saved webhook body, or {\"webhook\": …, \"ticket\": …}")

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .model import ACTION_TIERS, Priority, Tier
+from .wellbeing import WellbeingSettings
 
 ENV_PREFIX = "env:"
 FILE_PREFIX = "file:"
@@ -256,6 +257,8 @@ class TenantConfig(_Strict):
     marketplace: Marketplace | None = None
     # Bearer token for the admin page and the sidebar API of this tenant.
     admin_token: SecretStr | None = None
+    # Optional cap on crisis tickets per agent per shift in the trained group (off by default).
+    wellbeing: WellbeingSettings = Field(default_factory=WellbeingSettings)
 
     @model_validator(mode="after")
     def _vendor_fields(self) -> "TenantConfig":

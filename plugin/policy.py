@@ -1,7 +1,7 @@
 """Tier policy: what CareRoute writes to one ticket for one assessment. Pure — no I/O.
 
     tier_for_tenant(assessment, tenant) -> Tier
-    plan(assessment, tenant, ticket, *, job_id, event="created", now=None) -> Plan
+    plan(assessment, tenant, ticket, *, job_id, event="created", now=None, rota=None) -> Plan
 
 Rules (issue 4; DESIGN.md "Decisions"):
 - Tier none writes nothing, unless the tenant set `write_on_none` (then only the marker tag, on a
@@ -15,6 +15,9 @@ Rules (issue 4; DESIGN.md "Decisions"):
   note in two calls).
 - The customer auto-reply is for imminent only, when the tier's action and the tenant both enable
   it, and (if so configured) only outside the tenant's business hours.
+- Wellbeing rota (plugin.wellbeing, off by default): when the tenant enables it, the tier is one
+  the rota covers, the ticket goes to the trained group and nobody else has it, the plan assigns
+  the member the rota chooses from `rota` (read by the caller); nobody when all are at the cap.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from .resources import (
 )
 from .resources.country import CountryGuess
 from .resources.render import MASKED_CATEGORY_KEYS
+from .wellbeing import Rota, settings_for
 
 MAX_PHRASES = 3
 MAX_PHRASE_CHARS = 60
@@ -72,7 +76,8 @@ def existing_tier(tags: Iterable[str], tenant: TenantConfig) -> Tier | None:
 
 
 def plan(assessment: Assessment, tenant: TenantConfig, ticket: Ticket, *, job_id: str,
-         event: EventKind = "created", now: datetime | None = None) -> Plan:
+         event: EventKind = "created", now: datetime | None = None,
+         rota: Rota | None = None) -> Plan:
     """What to write to `ticket`; EMPTY_PLAN when there is nothing (new) to write."""
     if event == "feedback" or job_id in ticket.note_markers:
         return EMPTY_PLAN
@@ -102,15 +107,18 @@ def plan(assessment: Assessment, tenant: TenantConfig, ticket: Ticket, *, job_id
                         and _auto_reply_allowed(tenant.auto_reply, now))
     context = (_WriteContext(assessment, tenant, ticket)
                if action.note or wants_auto_reply else None)
+    group_id = _target_group(action, tenant, ticket)
+    assignee = _rota_assignee(rota, tier, action, tenant, ticket, group_id)
     return Plan(
         tier=tier,
         add_tags=_tags_to_add(tier, action, tenant, present),
         priority=_raised_priority(action.priority, ticket.priority),
-        group_id=_target_group(action, tenant, ticket),
+        group_id=group_id,
         note_html=context.note(tier, action, job_id) if context and action.note else None,
         macro_id=action.macro_id,
         apply_macro=action.apply_macro and action.macro_id is not None,
-        unassign=action.unassign and ticket.assignee_id is not None,
+        unassign=action.unassign and ticket.assignee_id is not None and assignee is None,
+        assignee_id=assignee,
         auto_reply_html=context.reply("automatic") if context and wants_auto_reply else None,
         marker=job_id,
         metadata=metadata,
@@ -147,6 +155,20 @@ def _target_group(action: TierActions, tenant: TenantConfig, ticket: Ticket) -> 
     if not group or group == ticket.group_id:  # 0 means "leave the group alone"
         return None
     return group
+
+
+def _rota_assignee(rota: Rota | None, tier: Tier, action: TierActions, tenant: TenantConfig,
+                   ticket: Ticket, group_id: int | None) -> int | None:
+    settings = settings_for(tenant)
+    if rota is None or not settings.enabled or tier not in settings.tiers:
+        return None
+    lands_in = group_id if group_id is not None else ticket.group_id
+    if tenant.trained_group_id is None or lands_in != tenant.trained_group_id:
+        return None
+    if ticket.assignee_id is not None and not action.unassign:
+        return None  # someone already has it: the rota never takes a ticket from an agent
+    chosen = rota.choose()
+    return None if chosen == ticket.assignee_id else chosen
 
 
 def _auto_reply_allowed(settings: AutoReply, now: datetime | None) -> bool:

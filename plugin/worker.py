@@ -29,6 +29,7 @@ from .model import Assessment, Decision, Plan, Ticket, TicketRef, Tier
 from .queue import Job, JobQueue, priority_for_tier
 from .ratelimit import RateBudget
 from .resources import resolve_country
+from .wellbeing import CrisisLoad, rota_for
 from .tenants import TenantDirectory
 from .vendors import ClientContext, ClientFactory, TokenStore, VendorClient, client_factory
 
@@ -119,6 +120,8 @@ class Worker:
         self.concurrency = concurrency
         self.quick_retries = quick_retries
         self.idle_poll_seconds = idle_poll_seconds
+        # Who received which crisis ticket from the wellbeing rota (tenants that enable it).
+        self.crisis_load = CrisisLoad(queue.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[str, Job] = {}
         self._stopping = False
@@ -276,6 +279,10 @@ class Worker:
             # A retry of this job (rate limit, outage) must still go before ordinary ones.
             await self.queue.set_priority(job.id, priority_for_tier(tier))
 
+        rota = None
+        if tier != "none" and tenant.wellbeing.enabled:
+            rota = await self._quick(lambda: rota_for(tenant, tier, client, self.crisis_load,
+                                                      time.time()))
         journal = self.queue.journal(job.id)
         # If an earlier attempt of this very job already wrote some steps (say the tags with the
         # marker, then crashed before the note), plan against the ticket as it was before our
@@ -287,7 +294,9 @@ class Worker:
             if started_plan:
                 fresh = replace(fresh, tags=tuple(t for t in fresh.tags if t not in own_tags),
                                 note_markers=fresh.note_markers - {job.id})
-            return self.pipeline.plan(assessment, tenant, fresh, job_id=job.id, event=ref.event)
+            extra = {"rota": rota} if rota is not None else {}
+            return self.pipeline.plan(assessment, tenant, fresh, job_id=job.id, event=ref.event,
+                                      **extra)
 
         plan = replan(ticket)
         actions: tuple[str, ...] = ()
@@ -300,6 +309,8 @@ class Worker:
             actions = await self._quick(
                 lambda: client.apply(ref, ticket, plan, replan=replan, journal=journal))
             timings["apply"] = _ms(mark)
+            if "assign" in actions and plan.assignee_id is not None:
+                await self.crisis_load.record(tenant.id, plan.assignee_id, job.id, time.time())
             outcome = "applied" if actions else "already_handled"
             if actions and self.metrics is not None:
                 self.metrics.routed_seconds.labels(ref.vendor, tier).observe(

@@ -4,7 +4,7 @@ Freshdesk needs two writes for one plan (`PUT /tickets/{id}` replaces the whole 
 note is its own `POST`), so each is a journalled step:
 
 - "ticket": a fresh read just before the PUT (a change since `fetch` → `replan`), the union of
-  the ticket's tags and ours in one PUT with priority / group / unassign, then a re-read: if a
+  the ticket's tags and ours in one PUT with priority / group / assignee, then a re-read: if a
   concurrent writer replaced the tags with a stale list, merge and PUT again (bounded).
 - "note": skipped if journalled; otherwise the ticket's conversations are read and a note that
   already carries this job's marker counts as written (the journal may be lost in a crash).
@@ -60,6 +60,7 @@ NOTES = "/api/v2/tickets/{id}/notes"
 REPLY = "/api/v2/tickets/{id}/reply"
 CONTACT = "/api/v2/contacts/{id}"
 GROUPS = "/api/v2/groups"
+GROUP = "/api/v2/groups/{id}"
 
 
 def check_base_url(tenant: TenantConfig) -> str:
@@ -235,6 +236,14 @@ class FreshdeskClient:
                 break
         return found
 
+    async def group_members(self, group_id: int) -> tuple[int, ...]:
+        """Agent ids in a group (the wellbeing rota's candidates): the group's `agent_ids`."""
+        body = await self.call("GET", GROUP, id=int(group_id))
+        agents = body.get("agent_ids") if isinstance(body, dict) else None
+        if not isinstance(agents, list):
+            raise TransientVendorError("freshdesk group unreadable")
+        return tuple(dict.fromkeys(a for a in agents if isinstance(a, int)))
+
     async def fetch(self, ref: TicketRef) -> Ticket:
         data = await self._ticket_json(ref.ticket_id)
         conversations = await self.conversations(ref.ticket_id)
@@ -330,7 +339,11 @@ def ticket_update(current: Mapping[str, Any], plan: Plan) -> tuple[dict[str, Any
     if plan.group_id is not None and plan.group_id != current.get("group_id"):
         body["group_id"] = plan.group_id
         actions.append("group")
-    if plan.unassign and current.get("responder_id") is not None:
+    if plan.assignee_id is not None:
+        if plan.assignee_id != current.get("responder_id"):
+            body["responder_id"] = plan.assignee_id
+            actions.append("assign")
+    elif plan.unassign and current.get("responder_id") is not None:
         body["responder_id"] = None
         actions.append("unassign")
     return body, tuple(actions)

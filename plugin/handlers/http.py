@@ -23,6 +23,7 @@ from ..ingest import Delivery
 from ..logging import get_logger
 from ..service import Service
 from ..tenants import TenantDirectory
+from .admin import setup_admin
 from .api import setup_api
 from .onboarding import setup_onboarding
 
@@ -152,6 +153,7 @@ def create_app(service: Service, *, manage_service: bool = True,
     app.router.add_get("/metrics", metrics)
     setup_api(app, service)
     setup_onboarding(app, service, service.registry)
+    setup_admin(app, service)
     if manage_service:
         async def lifecycle(_: web.Application):
             await service.start()

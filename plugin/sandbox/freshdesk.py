@@ -385,12 +385,23 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return _json([asdict(d) for d in request.app[FRESHDESK_STATE].deliveries])
 
 
+# The trained group's agents (for the wellbeing rota): a group lists its members in `agent_ids`.
+TRAINED_AGENTS = {3: "Trained Agent Ana", 4: "Trained Agent Ben", 5: "Trained Agent Chloe"}
+
+
+def _seed_trained_agents(state: FreshdeskState) -> None:
+    state.agents.update(TRAINED_AGENTS)
+    state.groups[1]["agent_ids"] = [1, 2]
+    state.groups[2]["agent_ids"] = list(TRAINED_AGENTS)
+
+
 def create_app(*, webhook_target: str | None = None, webhook_secret: str | None = None,
                faults: Faults | None = None, rate_per_minute: int = 400) -> web.Application:
     faults = faults or Faults()
     log = RequestLog()
     state = FreshdeskState(rate_per_minute=rate_per_minute, webhook_target=webhook_target,
                            webhook_secret=webhook_secret, faults=faults, log=log)
+    _seed_trained_agents(state)
     app = web.Application(middlewares=[fault_middleware(faults, log), _api_middleware(state)])
     app[FRESHDESK_STATE] = state
 

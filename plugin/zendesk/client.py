@@ -47,6 +47,8 @@ TICKET = "/api/v2/tickets/{ticket_id}"
 COMMENTS = "/api/v2/tickets/{ticket_id}/comments"
 USER = "/api/v2/users/{user_id}"
 MACRO_APPLY = "/api/v2/tickets/{ticket_id}/macros/{macro_id}/apply"
+GROUP_MEMBERSHIPS = "/api/v2/groups/{group_id}/memberships"
+MEMBERSHIP_PAGE_SIZE = 100  # a trained group larger than this is served from its first page
 OAUTH_TOKENS = "/oauth/tokens"
 
 # Ticket fields a macro result may change that CareRoute carries into its update.
@@ -158,6 +160,17 @@ class ZendeskClient:
                 break
         return comments
 
+    async def group_members(self, group_id: int) -> tuple[int, ...]:
+        """Agent ids in a group (the wellbeing rota's candidates), in membership order."""
+        response = await self._send("GET", GROUP_MEMBERSHIPS, path={"group_id": int(group_id)},
+                                    params={"page[size]": MEMBERSHIP_PAGE_SIZE})
+        body = _json_or_none(response)
+        items = body.get("group_memberships") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise TransientVendorError("zendesk group memberships unreadable")
+        return tuple(dict.fromkeys(int(m["user_id"]) for m in items
+                                   if isinstance(m, dict) and isinstance(m.get("user_id"), int)))
+
     async def _requester(self, requester_id: str | None) -> dict[str, Any]:
         if not requester_id:
             return {}
@@ -256,7 +269,9 @@ class ZendeskClient:
             update["priority"] = plan.priority
         if plan.group_id is not None and plan.group_id != ticket.group_id:
             update["group_id"] = plan.group_id
-        if plan.unassign and ticket.assignee_id is not None:
+        if plan.assignee_id is not None and plan.assignee_id != ticket.assignee_id:
+            update["assignee_id"] = plan.assignee_id
+        elif plan.unassign and ticket.assignee_id is not None:
             update["assignee_id"] = None
         if update and plan.metadata:
             update["metadata"] = {"custom": dict(plan.metadata)}
@@ -271,11 +286,12 @@ def _merge_macro(update: dict[str, Any], result: Mapping[str, Any], ticket: Tick
     """Carry a macro's field changes into `update`; a private macro comment joins the note.
 
     A public macro comment is not sent: CareRoute never writes to the customer except the
-    tenant's explicit imminent auto-reply. Our plan's own priority / group win over the macro's.
+    tenant's explicit imminent auto-reply. Our plan's own priority / group / assignee win over the macro's.
     """
     for name in _MACRO_FIELDS:
         value = result.get(name)
-        if name == "priority" and plan.priority or name == "group_id" and plan.group_id is not None:
+        if (name == "priority" and plan.priority or name == "group_id" and plan.group_id is not None
+                or name == "assignee_id" and plan.assignee_id is not None):
             continue
         if value is not None and value != getattr(ticket, name, None):
             update[name] = value

@@ -27,12 +27,13 @@ ORDINARY = "This update is killing me, the export button is gone. Can you bring 
 AUTH = ("agent@sandbox.test/token", SANDBOX_TOKEN)
 
 
-def make_tenant(box: Sandbox, secret: str, *others: str) -> TenantConfig:
+def make_tenant(box: Sandbox, secret: str, *others: str, **extra) -> TenantConfig:
     return tenant_from_dict({
         "id": "acme", "vendor": "zendesk", "base_url": box.url, "webhook_secret": secret,
         "other_webhook_secrets": list(others), "trained_group_id": TRAINED_GROUP_ID,
         "requests_per_minute": 6000,
-        "auth": {"kind": "api_token", "email": "agent@sandbox.test", "token": SANDBOX_TOKEN}})
+        "auth": {"kind": "api_token", "email": "agent@sandbox.test", "token": SANDBOX_TOKEN},
+        **extra})
 
 
 class Stack:
@@ -60,9 +61,11 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp_path, *, event_route: bool = False, **sandbox) -> AsyncIterator[Stack]:
+async def stack(tmp_path, *, event_route: bool = False, tenant_extra: dict | None = None,
+                **sandbox) -> AsyncIterator[Stack]:
+    extra = tenant_extra or {}
     async with running_sandbox(per_ticket_updates=1000, **sandbox) as box:
-        tenants = TenantDirectory([make_tenant(box, "provisional-secret")])
+        tenants = TenantDirectory([make_tenant(box, "provisional-secret", **extra)])
         settings = ServiceSettings(data_dir=tmp_path / "data", retry_base_seconds=0.1,
                                    retry_max_seconds=0.5, shutdown_grace_seconds=0.5)
         service = Service(settings, tenants)
@@ -83,7 +86,7 @@ async def stack(tmp_path, *, event_route: bool = False, **sandbox) -> AsyncItera
                     secret = (await http.get(f"/api/v2/webhooks/{hook['id']}/signing_secret")
                               ).json()["signing_secret"]["secret"]
                 others.append(secret)
-            tenants.put(make_tenant(box, result.webhook_secret, *others))
+            tenants.put(make_tenant(box, result.webhook_secret, *others, **extra))
             box.state.log.clear()
             yield Stack(box, service, server)
         finally:
@@ -175,3 +178,16 @@ async def test_an_agent_edit_between_read_and_write_gives_a_409_and_still_one_no
     assert statuses[0] == 409 and statuses[-1] == 200  # conflict, re-read, re-plan, write
     assert len(s.notes(crisis)) == 1
     assert {"vip", "agent_edit", "careroute_screened"} <= tags  # nobody's tags were lost
+
+
+async def test_wellbeing_rota_spreads_crisis_tickets_up_to_the_cap(tmp_path):
+    rota = {"wellbeing": {"enabled": True, "max_per_shift": 1}}
+    async with stack(tmp_path, tenant_extra=rota) as s:
+        assignees = []
+        for _ in range(4):
+            crisis = s.ticket(CRISIS)
+            await s.settle(crisis)
+            assignees.append(s.box.state.tickets[crisis].assignee_id)
+    first_three = assignees[:3]
+    assert None not in first_three and len(set(first_three)) == 3  # one each, round the group
+    assert assignees[3] is None  # everyone at the cap: the ticket waits in the group queue
