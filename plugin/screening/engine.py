@@ -1,0 +1,156 @@
+"""screen(): ticket text → Assessment. Pure, deterministic, offline.
+
+Pipeline: HTML → plain text; quoted lines blanked; canonical form; quoted history and signature
+cut off; language guessed; rules whose required strings occur are run; scope modifiers; score.
+Offsets are only mapped back to the original text when something matched (the rare case), so
+ordinary tickets take the short path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from plugin.model import Assessment, Signal
+from plugin.screening import rulebook, scope, scoring
+from plugin.screening.incoming import blank_quoted_lines, html_to_text, looks_like_html
+from plugin.screening.normalise import normalise, normalise_mapped
+
+BOOK = rulebook.load()
+_MIN_LANGUAGE_HITS = 2
+_MIXED_SHARE = 0.4
+
+
+def _stopword_hits(canonical: str, book: rulebook.Rulebook) -> dict[str, int]:
+    # Words next to punctuation are not counted: function words rarely are, and it is faster.
+    counts = Counter(canonical.split())
+    hits: dict[str, int] = {}
+    for word in counts.keys() & book.stopword_index.keys():
+        for code in book.stopword_index[word]:
+            hits[code] = hits.get(code, 0) + counts[word]
+    return hits
+
+
+def _locale_language(locale: str | None, book: rulebook.Rulebook) -> str:
+    code = (locale or "").replace("_", "-").split("-")[0].lower()
+    return code if code in book.languages else ""
+
+
+def _pick_language(hits: dict[str, int], hinted: str) -> str:
+    if not hits:
+        return hinted or "und"
+    best = max(sorted(hits), key=lambda code: hits[code])
+    if hinted and hits.get(hinted, 0) * 1.5 >= hits[best]:
+        return hinted
+    if hits[best] < _MIN_LANGUAGE_HITS:
+        return hinted or "und"
+    return best
+
+
+def detect_language(canonical: str, locale: str | None = None, book: rulebook.Rulebook = BOOK) -> str:
+    """ISO 639-1 code of the language with most stopword hits, the locale's when unclear, or "und"."""
+    return _pick_language(_stopword_hits(canonical, book), _locale_language(locale, book))
+
+
+def languages_to_run(hits: dict[str, int], hinted: str, book: rulebook.Rulebook) -> tuple[str, ...]:
+    """The languages whose rules and cues apply: the locale's, English (support slang travels),
+    and every language with a fair share of the text's stopwords (mixed tickets); all of them
+    when the text gives no clue."""
+    best = max(hits.values(), default=0)
+    if best < _MIN_LANGUAGE_HITS:
+        return tuple(sorted(book.languages))
+    chosen = {code for code, count in hits.items() if count >= _MIXED_SHARE * best}
+    chosen.add("en")
+    if hinted:
+        chosen.add(hinted)
+    return tuple(sorted(chosen & set(book.languages)))
+
+
+def _screened_part(text: str) -> tuple[str, list[int] | None]:
+    """Plain text to screen (same length as its map) and the map to `text` (None = identity)."""
+    if looks_like_html(text):
+        plain, origin = html_to_text(text)
+    else:
+        plain, origin = text, None
+    return blank_quoted_lines(plain), origin
+
+
+def _cut(canonical: str, book: rulebook.Rulebook) -> str:
+    if book.history_cut is None:
+        return canonical
+    # Cues start at a line start: try only those positions (few) instead of scanning.
+    start = 0
+    while start != -1:
+        found = book.history_cut.match(canonical, start)
+        if found is not None:
+            return canonical[: found.start()]
+        start = canonical.find("\n", start)
+        if start != -1:
+            start += 1
+    return canonical
+
+
+def _span_in_original(text: str, plain: str, plain_origin: list[int] | None,
+                      canonical_origin: list[int], start: int, end: int) -> tuple[int, int]:
+    plain_start = canonical_origin[start]
+    plain_end = canonical_origin[end]
+    # Deleted characters between the match and the next kept one (collapsed letters, spaces)
+    # belong to the match only when they are not whitespace.
+    while plain_end > plain_start + 1 and plain[plain_end - 1].isspace():
+        plain_end -= 1
+    if plain_origin is None:
+        return plain_start, plain_end
+    raw_start = plain_origin[plain_start]
+    last = plain_origin[plain_end - 1]
+    raw_end = last + 1
+    if text.startswith("&", last):
+        semicolon = text.find(";", last)
+        raw_end = semicolon + 1 if semicolon != -1 else last + 1
+    return raw_start, raw_end
+
+
+def screen(text: str, *, locale: str | None = None) -> Assessment:
+    """Screen one ticket text for risk signals. See rules/README.md for what the rules mean."""
+    book = BOOK
+    if not text or text.isspace():
+        return Assessment(tier="none", score=0.0, language=_locale_language(locale, book) or "und")
+    plain, plain_origin = _screened_part(text)
+    canonical = _cut(normalise(plain), book)
+    hits = _stopword_hits(canonical, book)
+    hinted = _locale_language(locale, book)
+    language = _pick_language(hits, hinted)
+    active = languages_to_run(hits, hinted, book)
+    candidates = book.candidate_rules(canonical, active)
+    matches = [
+        (rule, m.start(), m.end())
+        for rule in candidates if not rule.supporting
+        for m in rule.regex.finditer(canonical)
+    ]
+    if not matches:
+        # Circumstance words alone (a time, a medication name, a cancellation) never count.
+        return Assessment(tier="none", score=0.0, language=language)
+    matches += [
+        (rule, m.start(), m.end())
+        for rule in candidates if rule.supporting
+        for m in rule.regex.finditer(canonical)
+    ]
+
+    findings = scope.apply(book, canonical, matches, active)
+    if not findings:
+        return Assessment(tier="none", score=0.0, language=language)
+    value = scoring.score(findings)
+    _, canonical_origin = normalise_mapped(plain)
+    signals = []
+    for finding in sorted(findings, key=lambda f: (f.start, f.rule.id)):
+        start, end = _span_in_original(text, plain, plain_origin, canonical_origin, finding.start, finding.end)
+        signals.append(Signal(
+            rule=finding.rule.id,
+            category=finding.category,
+            language=finding.rule.language,
+            start=start,
+            end=end,
+            weight=finding.weight,
+            flags=finding.flags,
+        ))
+    flags = frozenset().union(*(f.flags for f in findings))
+    return Assessment(tier=scoring.tier_of(value), score=value, signals=tuple(signals),
+                      flags=flags, language=language)

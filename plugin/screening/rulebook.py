@@ -1,0 +1,405 @@
+"""Load the per-language rule files (package data) and compile them once.
+
+The format is documented in rules/README.md. Validation is strict: an unknown key, a missing
+key, a bad category or a pattern that does not compile stops the import with a message that
+names the file and the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+from plugin.model import FLAGS, TIERS
+from plugin.screening.normalise import normalise
+from plugin.screening.patterns import (
+    PatternError,
+    analysis_regex,
+    compile_alternatives,
+    compile_pattern,
+    literal_trie,
+    required_literals,
+)
+
+CATEGORIES = (
+    "distress", "hopelessness", "burden_isolation", "bereavement", "history",
+    "passive_ideation", "active_ideation", "self_harm", "third_party",
+    "plan_method_means", "timing", "preparation_final_arrangements", "farewell",
+    "attempt_in_progress",
+)
+SCOPE_KEYS = (
+    "negators", "reassurance", "past", "recovered", "recent", "hypothetical", "first_person",
+    "third_party", "clause_breaks", "quote_headers", "signatures", "lookalikes",
+)
+PERSONS = ("auto", "first", "third")
+_TOP_KEYS = {"language", "macros", "scope", "rules", "cases"}
+_LANGUAGE_KEYS = {"code", "name", "stopwords"}
+_RULE_KEYS = {"id", "category", "weight", "pattern", "person", "note", "match", "no_match"}
+_RULE_REQUIRED = {"id", "category", "weight", "pattern", "match", "no_match"}
+_CASE_KEYS = {"text", "tier", "flags"}
+LITERAL_CACHE = "literals.json"
+# Circumstances (a time, a medication name, a cancellation): evidence only next to other evidence.
+CIRCUMSTANCES = frozenset({"timing", "plan_method_means", "preparation_final_arrangements"})
+SUPPORTING_BELOW = 0.35
+
+
+class RulebookError(ValueError):
+    """A rules file that does not follow rules/README.md."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    id: str
+    category: str
+    weight: float
+    pattern: str
+    person: str
+    language: str
+    macros: Mapping[str, str] = field(repr=False)
+    match_examples: tuple[str, ...] = ()
+    no_match_examples: tuple[str, ...] = ()
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def supporting(self) -> bool:
+        """Never counts alone: only run once another rule has matched the text."""
+        return self.category in CIRCUMSTANCES and self.weight < SUPPORTING_BELOW
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled pattern. Compiled on first use: most rules never run on most texts,
+        and compiling all of them at import would cost more than the whole import budget."""
+        compiled = self._compiled.get("regex")
+        if compiled is None:
+            try:
+                compiled = compile_pattern(self.pattern, self.macros)
+            except PatternError as exc:
+                raise RulebookError(f"rule {self.id}: {exc}") from None
+            self._compiled["regex"] = compiled
+        return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    language: str
+    text: str
+    tier: str
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRules:
+    code: str
+    name: str
+    stopwords: frozenset[str]
+    rules: tuple[Rule, ...]
+    scope: Mapping[str, tuple[str, ...]]
+    macros: Mapping[str, str]
+    cases: tuple[Case, ...]
+
+
+@dataclass(slots=True)
+class Rulebook:
+    """All languages, plus the combined regexes the engine runs on every text."""
+
+    languages: dict[str, LanguageRules]
+    rules: tuple[Rule, ...]
+    literal_finder: re.Pattern[str] | None
+    rules_by_literal: dict[str, tuple[int, ...]]
+    symbol_literals: tuple[str, ...]
+    unfiltered_rules: tuple[int, ...]
+    history_cut: re.Pattern[str] | None
+    stopword_index: dict[str, tuple[str, ...]]
+    _cues: dict[tuple[str, tuple[str, ...]], re.Pattern[str] | None] = field(default_factory=dict)
+
+    def candidate_rules(self, text: str, languages: Iterable[str] | None = None) -> list[Rule]:
+        """Rules (of `languages`, default all) whose required strings occur in `text`, plus the
+        few that have none."""
+        indexes = set(self.unfiltered_rules)
+        if self.literal_finder is not None:
+            # Prefilter strings are written with plain spaces; a phrase may wrap onto a new line.
+            for found in self.literal_finder.findall(text.replace("\n", " ")):
+                indexes.update(self.rules_by_literal[found])
+        for symbol in self.symbol_literals:
+            if symbol in text:
+                indexes.update(self.rules_by_literal[symbol])
+        wanted = None if languages is None else frozenset(languages)
+        return [self.rules[i] for i in sorted(indexes) if wanted is None or self.rules[i].language in wanted]
+
+    def cue(self, key: str, languages: Iterable[str] | None = None) -> re.Pattern[str] | None:
+        """The scope cues `key` of `languages` (default all) as one regex, compiled on first use.
+
+        Cues only apply in their own languages: a laughter marker of one language must not
+        soften a sentence written in another."""
+        codes = tuple(sorted(self.languages if languages is None else set(languages) & set(self.languages)))
+        cache_key = (key, codes)
+        if cache_key not in self._cues:
+            chosen = {code: self.languages[code] for code in codes}
+            if key == "subject":
+                self._cues[cache_key] = _subject_cues(chosen)
+            else:
+                self._cues[cache_key] = _combined_cues(chosen, key)
+        return self._cues[cache_key]
+
+    def compile_all(self) -> None:
+        """Compile every rule and cue now (tests, benchmarks, and a warm-up at service start)."""
+        for rule in self.rules:
+            rule.regex  # noqa: B018 - compiles and caches
+        for key in SCOPE_KEYS:
+            if key not in ("first_person", "third_party", "quote_headers", "signatures"):
+                self.cue(key)
+        self.cue("subject")
+
+
+def _fail(source: str, message: str) -> RulebookError:
+    return RulebookError(f"{source}: {message}")
+
+
+def _string_list(value: Any, source: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(source, f"{key} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def parse_language(data: Mapping[str, Any], source: str) -> LanguageRules:
+    """Validate and compile one parsed rules file."""
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise _fail(source, f"unknown top-level keys {sorted(unknown)}")
+    language = data.get("language")
+    if not isinstance(language, dict) or set(language) != _LANGUAGE_KEYS:
+        raise _fail(source, f"[language] must have exactly the keys {sorted(_LANGUAGE_KEYS)}")
+    code = language["code"]
+    if not (isinstance(code, str) and re.fullmatch(r"[a-z]{2}", code)):
+        raise _fail(source, "[language] code must be an ISO 639-1 code")
+    stopwords = frozenset(normalise(w) for w in _string_list(language["stopwords"], source, "stopwords"))
+
+    macros = data.get("macros", {})
+    if not isinstance(macros, dict) or not all(isinstance(v, str) for v in macros.values()):
+        raise _fail(source, "[macros] must map names to strings")
+
+    scope_data = data.get("scope")
+    if not isinstance(scope_data, dict):
+        raise _fail(source, "[scope] table is required")
+    unknown = set(scope_data) - set(SCOPE_KEYS)
+    if unknown:
+        raise _fail(source, f"unknown [scope] keys {sorted(unknown)}")
+    scope = {key: _string_list(scope_data.get(key, []), source, f"scope.{key}") for key in SCOPE_KEYS}
+
+    rules = []
+    for index, entry in enumerate(data.get("rules", [])):
+        rules.append(_parse_rule(entry, f"{source} rule #{index + 1}", code, macros))
+    if not rules:
+        raise _fail(source, "no [[rules]]")
+
+    cases = []
+    for index, entry in enumerate(data.get("cases", [])):
+        where = f"{source} case #{index + 1}"
+        if not isinstance(entry, dict) or not {"text", "tier"} <= set(entry) <= _CASE_KEYS:
+            raise _fail(where, "a case has text, tier and optionally flags")
+        if entry["tier"] not in TIERS:
+            raise _fail(where, f"tier must be one of {TIERS}")
+        flags = frozenset(_string_list(entry.get("flags", []), where, "flags")) if entry.get("flags") else frozenset()
+        if not flags <= set(FLAGS):
+            raise _fail(where, f"flags must be among {FLAGS}")
+        cases.append(Case(code, entry["text"], entry["tier"], flags))
+
+    return LanguageRules(code, str(language["name"]), stopwords, tuple(rules), scope, dict(macros), tuple(cases))
+
+
+def _parse_rule(entry: Any, where: str, code: str, macros: Mapping[str, str]) -> Rule:
+    if not isinstance(entry, dict):
+        raise _fail(where, "a rule is a table")
+    missing = _RULE_REQUIRED - set(entry)
+    unknown = set(entry) - _RULE_KEYS
+    if missing or unknown:
+        raise _fail(where, f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+    rule_id = entry["id"]
+    where = f"{where} ({rule_id})"
+    if not (isinstance(rule_id, str) and rule_id.startswith(code + ".")):
+        raise _fail(where, f"id must start with '{code}.'")
+    if entry["category"] not in CATEGORIES:
+        raise _fail(where, f"category must be one of {CATEGORIES}")
+    weight = entry["weight"]
+    if not isinstance(weight, (int, float)) or not 0 < weight <= 1:
+        raise _fail(where, "weight must be a number in (0, 1]")
+    person = entry.get("person", "auto")
+    if person not in PERSONS:
+        raise _fail(where, f"person must be one of {PERSONS}")
+    if not isinstance(entry["pattern"], str) or not entry["pattern"].strip():
+        raise _fail(where, "pattern must be a non-empty string")
+    match = _string_list(entry["match"], where, "match")
+    no_match = _string_list(entry["no_match"], where, "no_match")
+    if not match or not no_match:
+        raise _fail(where, "match and no_match each need at least one example")
+    return Rule(rule_id, entry["category"], float(weight), entry["pattern"], person, code, macros, match, no_match)
+
+
+def _combined_cues(languages: Mapping[str, LanguageRules], key: str, flags: int = 0,
+                   anchored: bool = True) -> re.Pattern[str] | None:
+    bodies = []
+    for lang in languages.values():
+        compiled = compile_alternatives(list(lang.scope[key]), lang.macros, anchored=False)
+        if compiled is not None:
+            bodies.append(compiled.pattern)
+    if not bodies:
+        return None
+    body = "|".join(f"(?:{b})" for b in bodies)
+    if anchored:
+        body = rf"(?<!\w)(?:{body})(?!\w)"
+    return re.compile(body, flags)
+
+
+def _subject_cues(languages: Mapping[str, LanguageRules]) -> re.Pattern[str] | None:
+    """Subject words: third-party alternatives first, so "my son" wins over "my"."""
+    parts = []
+    for key, group in (("third_party", "third"), ("first_person", "first")):
+        combined = _combined_cues(languages, key, anchored=False)
+        if combined is not None:
+            parts.append(f"(?P<{group}>{combined.pattern})")
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)") if parts else None
+
+
+def frequent_words(languages: Mapping[str, LanguageRules]) -> frozenset[str]:
+    return frozenset().union(*(lang.stopwords for lang in languages.values()))
+
+
+def rule_key(rule: Rule) -> str:
+    """What the prefilter strings of a rule depend on: its pattern and its language's macros."""
+    return digest(rule.pattern + "\0" + json.dumps(dict(rule.macros), sort_keys=True))
+
+
+def analyse_rule(rule: Rule, frequent: frozenset[str]) -> list[str] | None:
+    """The strings the prefilter looks for (None: the rule always runs)."""
+    literals = required_literals(analysis_regex(rule.pattern, rule.macros), frequent)
+    return sorted(literals) if literals is not None else None
+
+
+def build(languages: Mapping[str, LanguageRules],
+          literals: Mapping[str, list[str] | None] | None = None) -> Rulebook:
+    """Index all languages. `literals` (per rule id) comes from the cache; other rules are analysed."""
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for lang in languages.values():
+        for rule in lang.rules:
+            if rule.id in seen:
+                raise RulebookError(f"rule id {rule.id} is used twice")
+            seen.add(rule.id)
+            rules.append(rule)
+
+    known = dict(literals or {})
+    frequent = frequent_words(languages)
+    for rule in rules:
+        if rule.id not in known:
+            known[rule.id] = analyse_rule(rule, frequent)
+
+    literal_rules: dict[str, set[int]] = {}
+    unfiltered = []
+    for index, rule in enumerate(rules):
+        rule_literals = known[rule.id]
+        if not rule_literals:
+            unfiltered.append(index)
+            continue
+        for literal in rule_literals:
+            literal_rules.setdefault(literal, set()).add(index)
+    # The finder returns the longest literal at each position; a rule whose literal is a prefix
+    # of the found one must run too.
+    rules_by_literal = {}
+    for found in literal_rules:
+        ids: set[int] = set()
+        for length in range(1, len(found) + 1):
+            ids.update(literal_rules.get(found[:length], ()))
+        rules_by_literal[found] = tuple(sorted(ids))
+    # Every prefilter string starts where a word starts (or is the space before a word), so the
+    # finder only tries word boundaries; the few that start with a symbol (an emoji) are looked
+    # up one by one.
+    worded = [lit for lit in literal_rules if lit[0].isspace() or lit[0].isalnum() or lit[0] == "_"]
+    symbols = tuple(sorted(set(literal_rules) - set(worded)))
+    finder = re.compile(rf"\b(?=({literal_trie(worded)}))") if worded else None
+
+    cut_sources = []
+    for key in ("quote_headers", "signatures"):
+        combined = _combined_cues(languages, key, anchored=False)
+        if combined is not None:
+            cut_sources.append(combined.pattern)
+    history_cut = None
+    if cut_sources:
+        history_cut = re.compile(r"^[ \t]*(?:" + "|".join(f"(?:{s})" for s in cut_sources) + r")",
+                                 re.MULTILINE | re.DOTALL)
+    stopword_index: dict[str, list[str]] = {}
+    for lang in languages.values():
+        for word in sorted(lang.stopwords):
+            stopword_index.setdefault(word, []).append(lang.code)
+    return Rulebook(
+        languages=dict(languages),
+        rules=tuple(rules),
+        literal_finder=finder,
+        rules_by_literal=rules_by_literal,
+        symbol_literals=symbols,
+        unfiltered_rules=tuple(unfiltered),
+        history_cut=history_cut,
+        stopword_index={w: tuple(codes) for w, codes in stopword_index.items()},
+    )
+
+
+def load_language_file(name: str, text: str) -> LanguageRules:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulebookError(f"{name}: not valid TOML ({exc})") from None
+    parsed = parse_language(data, name)
+    if f"{parsed.code}.toml" != name:
+        raise RulebookError(f"{name}: [language] code {parsed.code!r} does not match the file name")
+    return parsed
+
+
+def rules_folder() -> Any:
+    return resources.files("plugin.screening").joinpath("rules")
+
+
+def rule_files() -> list[tuple[str, str]]:
+    """(file name, text) of every rules/*.toml shipped in the package, in name order."""
+    found = []
+    for entry in rules_folder().iterdir():
+        if entry.name.endswith(".toml"):
+            found.append((entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_literal_cache() -> dict[str, Any]:
+    """rules/literals.json: per rule id, {"key": rule_key, "literals": [...] | null}."""
+    entry = rules_folder().joinpath(LITERAL_CACHE)
+    try:
+        data = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    rules = data.get("rules", {}) if isinstance(data, dict) else {}
+    return rules if isinstance(rules, dict) else {}
+
+
+def load() -> Rulebook:
+    """Read, validate and index every rules file. Prefilter strings come from rules/literals.json
+    for every rule whose pattern is unchanged (see plugin/screening/reindex.py); others are analysed."""
+    languages = {}
+    for name, text in rule_files():
+        parsed = load_language_file(name, text)
+        languages[parsed.code] = parsed
+    if "en" not in languages:
+        raise RulebookError("rules/en.toml is missing")
+    cache = read_literal_cache()
+    literals: dict[str, list[str] | None] = {}
+    for lang in languages.values():
+        for rule in lang.rules:
+            cached = cache.get(rule.id)
+            if isinstance(cached, dict) and cached.get("key") == rule_key(rule):
+                literals[rule.id] = cached.get("literals")
+    return build(languages, literals)

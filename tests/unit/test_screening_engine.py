@@ -1,0 +1,277 @@
+"""Behaviour of the screening engine on English helpdesk-style texts written for these tests.
+
+Each test follows an item of issue 3's "What it must get right" list. The texts are invented
+support tickets; method detail is deliberately absent.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugin.model import FLAGS, TIERS, Assessment, tier_rank
+from plugin.screening import detect_language, screen
+from plugin.screening.normalise import normalise, normalise_mapped
+from plugin.screening.scoring import tier_of
+
+
+def rules_of(assessment: Assessment) -> set[str]:
+    return {s.rule for s in assessment.signals if s.weight > 0}
+
+
+def assert_well_formed(text: str, assessment: Assessment) -> None:
+    assert assessment.tier in TIERS
+    assert 0.0 <= assessment.score <= 1.0
+    assert assessment.tier == tier_of(assessment.score)
+    assert assessment.flags <= set(FLAGS)
+    for signal in assessment.signals:
+        assert 0 <= signal.start < signal.end <= len(text)
+        assert signal.flags <= set(FLAGS)
+
+
+# ------------------------------------------------------------------ idioms and look-alikes
+
+@pytest.mark.parametrize("text", [
+    "This update is killing me, the app crashes every time I open the camera.",
+    "I'm dying to try the new flavour, when is it back in stock?",
+    "My phone battery is dead after two hours, is that covered by the warranty?",
+    "How do I kill the process that keeps the sync stuck at 99%?",
+    "I could die of embarrassment, I sent the invoice to the wrong client.",
+    "Shoot me an email when my order ships please.",
+    "Do the suicide doors on the 1965 model come with new hinges?",
+    "I'm done with your service, close my account.",
+    "This is my last message before I escalate this to my bank.",
+    "I won't need the account anymore, please cancel it at the end of the month.",
+    "My pharmacy order of ibuprofen 400 mg arrived without the receipt.",
+    "In the game my character keeps dying at level 3, is that a known bug?",
+    "Please take down the video with self-harm content that someone posted on my page.",
+    "The novel I ordered is about a man who wants to kill himself, but pages 40 to 60 are missing.",
+    "Dead link on your pricing page, and the killer feature you advertise is not in my plan.",
+    "The package arrived broken and the box was empty, I'm anxious to get a replacement.",
+    "We are overwhelmed with orders and our staff is exhausted, please extend the deadline.",
+    "Tonight at 8 pm I need the 800 mg ibuprofen refill delivered, I won't need the old prescription anymore.",
+])
+def test_idioms_and_lookalikes_are_none(text: str) -> None:
+    assessment = screen(text)
+    assert assessment.tier == "none", rules_of(assessment)
+    assert_well_formed(text, assessment)
+
+
+# ------------------------------------------------------------------ negation and reassurance
+
+@pytest.mark.parametrize("text", [
+    "I'm not suicidal, just really frustrated with this bill.",
+    "Don't worry, I'm not going to hurt myself over a parcel, but I want my money back.",
+    "I would never kill myself over a late delivery, I just want an answer today.",
+])
+def test_negation_and_reassurance_do_not_flag(text: str) -> None:
+    assessment = screen(text)
+    assert assessment.tier == "none"
+    assert "negated" in assessment.flags
+
+
+def test_negation_is_scoped_to_its_clause() -> None:
+    text = "I'm not suicidal but some nights I wish I wouldn't wake up. Can you pause my payments?"
+    assessment = screen(text)
+    assert assessment.tier == "high"
+
+
+def test_joking_after_the_fact_never_drops_below_concern() -> None:
+    assessment = screen("this login page makes me want to kms lol")
+    assert assessment.tier == "concern"
+    assert "negated" in assessment.flags
+
+
+# ------------------------------------------------------------------ past and recovered
+
+@pytest.mark.parametrize("text", [
+    "Years ago I tried to kill myself, now I'm fine. I only need a copy of my invoice.",
+    "I used to self-harm when I was a teenager but I've been in recovery for years. Please delete my old posts.",
+])
+def test_past_and_recovered_is_at_most_concern(text: str) -> None:
+    assessment = screen(text)
+    assert assessment.tier == "concern"
+    assert "historical" in assessment.flags
+
+
+def test_current_ideation_overrides_an_earlier_recovery() -> None:
+    text = "Years ago I tried to kill myself and got better. Lately I want to die again."
+    assert tier_rank(screen(text).tier) >= tier_rank("high")
+
+
+# ------------------------------------------------------------------ third party
+
+def test_third_party_ideation_is_high_and_flagged() -> None:
+    assessment = screen("My son says he wants to kill himself. Can you remove his card from my account?")
+    assert assessment.tier == "high"
+    assert "third_party" in assessment.flags
+
+
+def test_third_party_imminent_danger_is_imminent() -> None:
+    text = "My sister just texted me goodbye and she's not answering her phone. Please help, her account shows where she is."
+    assessment = screen(text)
+    assert assessment.tier == "imminent"
+    assert "third_party" in assessment.flags
+
+
+def test_bereavement_is_concern_not_third_party_risk() -> None:
+    assessment = screen("My father died by suicide last spring, please close his account.")
+    assert assessment.tier == "concern"
+
+
+# ------------------------------------------------------------------ imminent
+
+@pytest.mark.parametrize("text", [
+    "I want to kill myself tonight. Please cancel the direct debit so my wife isn't charged.",
+    "I've already taken all of my pills. I just wanted someone to know.",
+    "Please make sure my mother gets the refund, I won't be around after tonight.",
+    "This is my last message. Tell my kids I love them. Thank you for being kind on the phone.",
+    "By the time you read this it will be over. Sorry for the trouble with the order.",
+    "I've given my dog to my neighbour and cleared out the flat. Close the account, I won't be needing anything anymore. I'm so tired of everything.",
+])
+def test_plans_means_timing_final_arrangements_and_attempts_are_imminent(text: str) -> None:
+    assert screen(text).tier == "imminent"
+
+
+@pytest.mark.parametrize("text", [
+    "Sometimes I wish I was dead. Anyway my invoice has the wrong address.",
+    "Everyone would be better off without me. I keep ruining things, even this return.",
+    "I've started cutting myself again and I can't afford the clinic bill.",
+])
+def test_ideation_and_self_harm_are_high(text: str) -> None:
+    assert screen(text).tier == "high"
+
+
+@pytest.mark.parametrize("text", [
+    "I can't cope anymore, third overdraft fee this month and I haven't slept in days.",
+    "I feel like such a burden to my family since I lost my job. Can I pause the loan?",
+])
+def test_distress_alone_is_concern(text: str) -> None:
+    assert screen(text).tier == "concern"
+
+
+# ------------------------------------------------------------------ text as it arrives
+
+def test_html_is_stripped_and_offsets_point_into_the_html() -> None:
+    html = "<div>Hello,</div><div><br></div><div>I&#39;m behind on payments and I want to kill myself.</div>"
+    assessment = screen(html)
+    assert assessment.tier == "high"
+    phrases = [html[s.start:s.end] for s in assessment.signals if s.weight > 0]
+    assert "kill myself" in phrases
+
+
+def test_quoted_history_and_signature_are_not_screened() -> None:
+    text = (
+        "Thanks, the replacement arrived and works fine.\n\n"
+        "On Tue, 4 Mar 2025 at 09:30, Support <help@shop.example> wrote:\n"
+        "> We are sorry to hear you want to kill yourself over this.\n"
+    )
+    assert screen(text).tier == "none"
+    quoted_lines = "All good now, thanks.\n> I want to die\n> the app is useless\n"
+    assert screen(quoted_lines).tier == "none"
+    outlook = ("Fixed, thank you.\n\n-----Original Message-----\nFrom: Support\n"
+               "I want to end my life")
+    assert screen(outlook).tier == "none"
+    signature = "Where is my parcel?\n\nSent from my iPhone\nI want to die"
+    assert screen(signature).tier == "none"
+
+
+def test_new_words_above_the_quote_are_screened() -> None:
+    text = ("I don't want to be alive anymore.\n\n"
+            "On Tue, 4 Mar 2025 at 09:30, Support <help@shop.example> wrote:\n> Your refund is on its way.")
+    assessment = screen(text)
+    assert assessment.tier == "high"
+    assert all(s.end <= text.index("On Tue") for s in assessment.signals)
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("honestly I want to k!ll mys3lf, your app deleted everything", "k!ll mys3lf"),
+    ("thinking about su1c1de a lot lately, and now the refund bounced", "thinking about su1c1de"),
+    ("I want to unalive myself, nothing works", "unalive myself"),
+    ("I just want to diiieeee", "want to diiieeee"),
+    ("I want to kill   myself", "kill   myself"),
+    ("I'm sooo suicidal right now", "I'm sooo suicidal"),
+])
+def test_obfuscation_and_elongation_are_caught_with_original_spans(text: str, phrase: str) -> None:
+    assessment = screen(text)
+    assert tier_rank(assessment.tier) >= tier_rank("high")
+    assert phrase in [text[s.start:s.end] for s in assessment.signals]
+
+
+def test_accents_and_unicode_are_normalised() -> None:
+    assert normalise("Ｉ’Ｍ ＳＯ ＴＩＲＥＤ") == "im so tired"
+    assert normalise("Café Müller, straße") == "cafe muler, strase"
+    assert screen("I’m not suicidal, just tired").tier == "none"
+
+
+def test_signal_offsets_map_to_the_original_text() -> None:
+    text = "Order #1234.\n\n  I   don’t want to live anymore…  please call."
+    assessment = screen(text)
+    assert assessment.signals
+    for signal in assessment.signals:
+        assert text[signal.start:signal.end].strip() == text[signal.start:signal.end]
+        assert_well_formed(text, assessment)
+    assert any(text[s.start:s.end].startswith("don’t want to live") for s in assessment.signals)
+
+
+# ------------------------------------------------------------------ score, determinism, language
+
+def test_score_rises_monotonically_with_severity() -> None:
+    ladder = [
+        "My parcel is late again.",
+        "I'm so overwhelmed, I can't cope with these debts.",
+        "I can't cope with these debts and sometimes I wish I was dead.",
+        "I can't cope with these debts, sometimes I wish I was dead and I have a plan to end it tonight.",
+    ]
+    scores = [screen(text).score for text in ladder]
+    tiers = [screen(text).tier for text in ladder]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)
+    assert tiers == ["none", "concern", "high", "imminent"]
+
+
+def test_more_evidence_never_lowers_the_score() -> None:
+    base = "Sometimes I wish I was dead."
+    more = base + " I feel like a burden to everyone and I can't cope anymore."
+    assert screen(more).score >= screen(base).score
+
+
+def test_same_input_same_output() -> None:
+    text = "Please tell my kids I love them. This is my last message."
+    assert screen(text) == screen(text)
+
+
+def test_empty_and_blank_texts_are_none() -> None:
+    assert screen("").tier == "none"
+    assert screen("   \n ").score == 0.0
+
+
+def test_language_is_detected_or_taken_from_the_locale() -> None:
+    assert screen("Hi, my order never arrived and the tracking page is blank, can you check?").language == "en"
+    assert detect_language(normalise("ok"), "en-GB") == "en"
+    assert detect_language(normalise("12345")) == "und"
+
+
+# ------------------------------------------------------------------ normalisation invariants
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab kK!1307'’-_.*\n\t  éÉßæ😭<>&;")), max_size=80))
+def test_fast_and_mapped_normalisation_agree(text: str) -> None:
+    canonical, origin = normalise_mapped(text)
+    assert canonical == normalise(text)
+    assert len(origin) == len(canonical) + 1
+    assert origin == sorted(origin)
+    assert all(0 <= i <= len(text) for i in origin)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_screens_to_a_well_formed_assessment(text: str) -> None:
+    assert_well_formed(text, screen(text))
+
+
+def test_mixed_language_and_unknown_locale_still_work() -> None:
+    mixed = screen("Hi, my order never arrived y la verdad ya no quiero vivir.")
+    assert mixed.tier == "high"
+    assert any(s.language == "es" for s in mixed.signals)
+    assert screen("Hi, my order never arrived y la verdad ya no quiero vivir.", locale="xx-YY").tier == "high"
