@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_tenants(sub)
     register_calibrate(sub)
     register_feedback(sub)
+    from .aws.command import register as register_aws
+    register_aws(sub)
 
     replay = sub.add_parser("replay", help="show the plan for a saved webhook payload (writes nothing)")
     replay.add_argument("file", help="a saved webhook body, or {\"webhook\": …, \"ticket\": …}")

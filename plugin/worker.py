@@ -109,8 +109,8 @@ def _quick_retry_worthy(exc: BaseException) -> bool:
 class Worker:
     def __init__(self, *, queue: JobQueue, tenants: TenantDirectory, clients: VendorClients,
                  audit: AuditLog, pipeline: Pipeline, metrics: Metrics | None = None,
-                 concurrency: int = 4, quick_retries: int = 3, idle_poll_seconds: float = 0.25
-                 ) -> None:
+                 concurrency: int = 4, quick_retries: int = 3, idle_poll_seconds: float = 0.25,
+                 crisis_load: CrisisLoad | None = None) -> None:
         self.queue = queue
         self.tenants = tenants
         self.clients = clients
@@ -121,7 +121,7 @@ class Worker:
         self.quick_retries = quick_retries
         self.idle_poll_seconds = idle_poll_seconds
         # Who received which crisis ticket from the wellbeing rota (tenants that enable it).
-        self.crisis_load = CrisisLoad(queue.store)
+        self.crisis_load = crisis_load if crisis_load is not None else CrisisLoad(queue.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[str, Job] = {}
         self._stopping = False
