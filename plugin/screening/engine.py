@@ -134,7 +134,7 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
         for m in rule.regex.finditer(canonical)
     ]
 
-    findings = scope.apply(book, canonical, matches, active)
+    findings = scope.apply(book, canonical, matches, active, language)
     if not findings:
         return Assessment(tier="none", score=0.0, language=language)
     value = scoring.score(findings)

@@ -10,11 +10,14 @@ for all of them at once and runs only the rules whose strings occur (most ticket
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Mapping
 
+from plugin.screening.compiled import compile_regex, derived_text, remember_text
 from plugin.screening.normalise import fold_literal
 
 SEPARATOR = r"(?:[\W_]+)"
@@ -26,6 +29,18 @@ _MAX_DEPTH = 4
 
 class PatternError(ValueError):
     """A pattern that cannot be compiled; the message names the problem, never ticket text."""
+
+
+_expanded_macros: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+
+
+def _expand_macro(name: str, macros: Mapping[str, str], depth: int, separator: str) -> str:
+    # Macros are used by many rules (and by each other): expand each one once per language.
+    key = (name, separator, tuple(sorted(macros.items())))
+    found = _expanded_macros.get(key)
+    if found is None:
+        found = _expanded_macros[key] = expand(macros[name], macros, depth + 1, separator=separator)
+    return found
 
 
 def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator: str = SEPARATOR) -> str:
@@ -64,7 +79,7 @@ def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator
                     i = end
                     continue
                 elif name in macros and count is None:
-                    out.append("(?:" + expand(macros[name], macros, _depth + 1, separator=separator) + ")")
+                    out.append("(?:" + _expand_macro(name, macros, _depth, separator) + ")")
                 else:
                     raise PatternError(f"unknown macro {{{name}}}")
                 last_literal = None
@@ -129,12 +144,23 @@ def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator
     return "".join(out)
 
 
+def _expanded(sources: list[str], macros: Mapping[str, str]) -> list[str]:
+    """`expand` of each source; the start-up cache keeps the results (expanding in Python
+    costs more than compiling from the cache)."""
+    key = "expand:" + hashlib.sha256(json.dumps([sources, dict(macros)], sort_keys=True)
+                                     .encode("utf-8")).hexdigest()
+    cached = derived_text(key)
+    bodies = json.loads(cached) if cached is not None else [expand(s, macros) for s in sources]
+    remember_text(key, json.dumps(bodies))
+    return bodies
+
+
 def compile_pattern(source: str, macros: Mapping[str, str], *, anchored: bool = True) -> re.Pattern[str]:
-    body = expand(source, macros)
+    body = _expanded([source], macros)[0]
     if anchored:
         body = rf"(?<!\w)(?:{body})(?!\w)"
     try:
-        return re.compile(body)
+        return compile_regex(body)
     except re.error as exc:
         raise PatternError(f"invalid regex: {exc.msg}") from None
 
@@ -144,12 +170,12 @@ def compile_alternatives(sources: list[str], macros: Mapping[str, str], *, ancho
     """One regex matching any of `sources` (None when the list is empty)."""
     if not sources:
         return None
-    bodies = [expand(s, macros) for s in sources]
+    bodies = _expanded(sources, macros)
     body = "|".join(f"(?:{b})" for b in bodies)
     if anchored:
         body = rf"(?<!\w)(?:{body})(?!\w)"
     try:
-        return re.compile(body, flags)
+        return compile_regex(body, flags)
     except re.error as exc:
         raise PatternError(f"invalid regex: {exc.msg}") from None
 

@@ -1,9 +1,10 @@
-"""Regenerate rules/literals.json after editing a rules file: `python -m plugin.screening.reindex`.
+"""Regenerate the rule caches after editing a rules file: `python -m plugin.screening.reindex`.
 
-The file holds, per rule, the strings the prefilter looks for, keyed by the rule's pattern and
-macros. It only makes the import fast: a rule whose entry does not match is analysed at import
-instead (correct, just slower), and tests/unit/test_screening_rules.py fails until the file is
-regenerated.
+- rules/literals.json: per rule, the strings the prefilter looks for, keyed by the rule's pattern
+  and macros. A rule whose entry does not match is analysed at import instead (correct, just
+  slower), and tests/unit/test_screening_rules.py fails until the file is regenerated.
+- rules/compiled.json: the compiled form of every rule, cue and prefilter regex for this Python
+  build (see plugin/screening/compiled.py); a start-up accelerator only.
 """
 
 from __future__ import annotations
@@ -11,15 +12,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from plugin.screening import compiled
 from plugin.screening.rulebook import (
     LITERAL_CACHE,
     analyse_rule,
     frequent_words,
+    load,
     load_language_file,
     rule_files,
     rule_key,
     rules_folder,
 )
+
+# The scope cues the engine compiles per rule language (alone, or with the text's language;
+# other pairs compile on first use).
+_PER_LANGUAGE_CUES = ("negators", "hypothetical", "reassurance", "past", "recovered", "recent",
+                      "clause_breaks", "subject")
 
 
 def literal_cache_document() -> dict[str, Any]:
@@ -44,8 +52,25 @@ def write_literal_cache() -> str:
     return path
 
 
+def write_compiled_cache() -> str:
+    """Compile every rule, cue and prefilter regex of a fresh rulebook, plus the cue sets the
+    engine builds most (per language, and per language with English), and store their
+    compiled form. Other sets compile on first use."""
+    compiled.start_recording()
+    book = load()  # a fresh rulebook, read after literals.json was rewritten
+    book.compile_all()
+    for code in sorted(book.languages):
+        # English rules run on every text, so English pairs with each language are common.
+        for group in ((code,), tuple(sorted({"en", code}))):
+            for key in _PER_LANGUAGE_CUES:
+                book.cue(key, group)
+            book.cue("lookalikes", group)
+    return compiled.write_cache(compiled.recorded())
+
+
 def main() -> int:
     print(write_literal_cache())
+    print(write_compiled_cache())
     return 0
 
 

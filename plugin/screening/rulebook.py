@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, Iterable, Mapping
 
 from plugin.model import FLAGS, TIERS
+from plugin.screening.compiled import compile_regex, derived_text, remember_text
 from plugin.screening.normalise import normalise
 from plugin.screening.patterns import (
     PatternError,
@@ -116,6 +117,7 @@ class Rulebook:
     history_cut: re.Pattern[str] | None
     stopword_index: dict[str, tuple[str, ...]]
     _cues: dict[tuple[str, tuple[str, ...]], re.Pattern[str] | None] = field(default_factory=dict)
+    _frequent: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
 
     def candidate_rules(self, text: str, languages: Iterable[str] | None = None) -> list[Rule]:
         """Rules (of `languages`, default all) whose required strings occur in `text`, plus the
@@ -145,6 +147,14 @@ class Rulebook:
             else:
                 self._cues[cache_key] = _combined_cues(chosen, key)
         return self._cues[cache_key]
+
+    def frequent_words(self, languages: Iterable[str]) -> frozenset[str]:
+        """The stopwords of `languages` (cached per set of languages)."""
+        codes = tuple(sorted(set(languages) & set(self.languages)))
+        found = self._frequent.get(codes)
+        if found is None:
+            found = self._frequent[codes] = frequent_words({c: self.languages[c] for c in codes})
+        return found
 
     def compile_all(self) -> None:
         """Compile every rule and cue now (tests, benchmarks, and a warm-up at service start)."""
@@ -252,7 +262,7 @@ def _combined_cues(languages: Mapping[str, LanguageRules], key: str, flags: int 
     body = "|".join(f"(?:{b})" for b in bodies)
     if anchored:
         body = rf"(?<!\w)(?:{body})(?!\w)"
-    return re.compile(body, flags)
+    return compile_regex(body, flags)
 
 
 def _subject_cues(languages: Mapping[str, LanguageRules]) -> re.Pattern[str] | None:
@@ -262,7 +272,7 @@ def _subject_cues(languages: Mapping[str, LanguageRules]) -> re.Pattern[str] | N
         combined = _combined_cues(languages, key, anchored=False)
         if combined is not None:
             parts.append(f"(?P<{group}>{combined.pattern})")
-    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)") if parts else None
+    return compile_regex(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)") if parts else None
 
 
 def frequent_words(languages: Mapping[str, LanguageRules]) -> frozenset[str]:
@@ -320,7 +330,7 @@ def build(languages: Mapping[str, LanguageRules],
     # up one by one.
     worded = [lit for lit in literal_rules if lit[0].isspace() or lit[0].isalnum() or lit[0] == "_"]
     symbols = tuple(sorted(set(literal_rules) - set(worded)))
-    finder = re.compile(rf"\b(?=({literal_trie(worded)}))") if worded else None
+    finder = compile_regex(rf"\b(?=({_trie_source(worded)}))") if worded else None
 
     cut_sources = []
     for key in ("quote_headers", "signatures"):
@@ -329,8 +339,8 @@ def build(languages: Mapping[str, LanguageRules],
             cut_sources.append(combined.pattern)
     history_cut = None
     if cut_sources:
-        history_cut = re.compile(r"^[ \t]*(?:" + "|".join(f"(?:{s})" for s in cut_sources) + r")",
-                                 re.MULTILINE | re.DOTALL)
+        history_cut = compile_regex(r"^[ \t]*(?:" + "|".join(f"(?:{s})" for s in cut_sources) + r")",
+                                    re.MULTILINE | re.DOTALL)
     stopword_index: dict[str, list[str]] = {}
     for lang in languages.values():
         for word in sorted(lang.stopwords):
@@ -345,6 +355,16 @@ def build(languages: Mapping[str, LanguageRules],
         history_cut=history_cut,
         stopword_index={w: tuple(codes) for w, codes in stopword_index.items()},
     )
+
+
+def _trie_source(words: list[str]) -> str:
+    """The prefilter's trie regex for `words` (rendering it is slow: cached by content)."""
+    key = "trie:" + digest("\n".join(sorted(set(words))))
+    source = derived_text(key)
+    if source is None:
+        source = literal_trie(words)
+    remember_text(key, source)
+    return source
 
 
 def load_language_file(name: str, text: str) -> LanguageRules:

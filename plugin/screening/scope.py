@@ -14,6 +14,8 @@ from plugin.screening.rulebook import Rule, Rulebook
 
 _SENTENCE_END = re.compile(r"[.!?;\n]")
 _WORD = re.compile(r"[^\W_]+")
+# Emoji and pictographs end a clause: "still no refund 😭 I don't know what to do" is two.
+_EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff]+")
 NEGATION_WORDS = 3
 # Caps, on the score scale (bands: concern ≥ 0.35, high ≥ 0.60, imminent ≥ 0.85).
 REASSURED_CAP = 0.40
@@ -42,13 +44,15 @@ class Finding:
 
 
 class _Text:
-    """Sentence and clause boundaries of one canonical text, computed once."""
+    """Sentence boundaries of one canonical text, and its clause boundaries per set of
+    languages (each language's clause-break words end clauses only for its own rules)."""
 
-    def __init__(self, text: str, book: Rulebook, languages: tuple[str, ...]) -> None:
+    def __init__(self, text: str, book: Rulebook) -> None:
         self.text = text
+        self.book = book
         self.sentence_ends = [m.start() for m in _SENTENCE_END.finditer(text)]
-        breaks = book.cue("clause_breaks", languages)
-        self.clause_breaks = [m.end() for m in breaks.finditer(text)] if breaks else []
+        self.emoji_ends = [m.end() for m in _EMOJI.finditer(text)]
+        self._clause_breaks: dict[tuple[str, ...], list[int]] = {}
 
     def sentence(self, start: int, end: int) -> tuple[int, int]:
         i = bisect.bisect_left(self.sentence_ends, start)
@@ -57,10 +61,26 @@ class _Text:
         last = self.sentence_ends[j] if j < len(self.sentence_ends) else len(self.text)
         return first, last
 
-    def clause_start(self, start: int, sentence_start: int) -> int:
-        i = bisect.bisect_right(self.clause_breaks, start)
-        last_break = self.clause_breaks[i - 1] if i > 0 else 0
+    def _breaks(self, languages: tuple[str, ...]) -> list[int]:
+        breaks = self._clause_breaks.get(languages)
+        if breaks is None:
+            cue = self.book.cue("clause_breaks", languages)
+            found = [m.end() for m in cue.finditer(self.text)] if cue else []
+            breaks = self._clause_breaks[languages] = sorted(found + self.emoji_ends)
+        return breaks
+
+    def clause_start(self, start: int, sentence_start: int, languages: tuple[str, ...]) -> int:
+        breaks = self._breaks(languages)
+        i = bisect.bisect_right(breaks, start)
+        last_break = breaks[i - 1] if i > 0 else 0
         return max(sentence_start, last_break)
+
+    def clause_end(self, end: int, sentence_end: int, languages: tuple[str, ...]) -> int:
+        breaks = self._breaks(languages)
+        i = bisect.bisect_right(breaks, end)
+        # A break position is the end of the break word; the clause ends where that word starts,
+        # which is at most the word's length earlier: the sentence end bounds it anyway.
+        return min(sentence_end, breaks[i]) if i < len(breaks) else sentence_end
 
 
 def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -88,28 +108,40 @@ def _negation_window(text: str, start: int, end: int) -> int:
     return words[-NEGATION_WORDS] if len(words) >= NEGATION_WORDS else start
 
 
+def cue_languages(rule_language: str, primary: str, active: tuple[str, ...]) -> tuple[str, ...]:
+    """Whose scope cues judge a match: the rule's own language, and the text's main language
+    (an English slang rule in a Spanish ticket is negated by Spanish words). Never the other
+    languages that merely run on the text: English "no" is Portuguese "on the"."""
+    chosen = {rule_language}
+    if primary in active:
+        chosen.add(primary)
+    return tuple(sorted(chosen))
+
+
 def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
-          languages: tuple[str, ...]) -> list[Finding]:
-    """Findings for the rule matches of one canonical text (look-alikes removed), with the
-    scope cues of `languages`."""
-
-    def cue(key: str) -> re.Pattern[str] | None:
-        return book.cue(key, languages)
-
-    lookalike = cue("lookalikes")
+          languages: tuple[str, ...], primary: str = "und") -> list[Finding]:
+    """Findings for the rule matches of one canonical text (look-alikes removed). `languages`
+    are the languages that run on the text, `primary` the detected one (see `cue_languages`)."""
+    lookalike = book.cue("lookalikes", languages)
     lookalike_spans = [m.span() for m in lookalike.finditer(text)] if lookalike else []
-    spans = _Text(text, book, languages)
+    spans = _Text(text, book)
     findings = []
     for rule, start, end in matches:
         if _overlaps(lookalike_spans, start, end):
             continue
+        own = cue_languages(rule.language, primary, languages)
+
+        def cue(key: str) -> re.Pattern[str] | None:
+            return book.cue(key, own)
+
         sentence_start, sentence_end = spans.sentence(start, end)
-        clause_start = spans.clause_start(start, sentence_start)
+        clause_start = spans.clause_start(start, sentence_start, own)
         flags: set[str] = set()
         weight = rule.weight
 
-        subject_before = _last_subject(book, languages, text, clause_start, start)
-        subject = _last_subject(book, languages, text, clause_start, end)
+        # Whose words: the nearest subject in the sentence ("my son is sad and wants to die").
+        subject_before = _last_subject(book, own, text, sentence_start, start)
+        subject = _last_subject(book, own, text, sentence_start, end)
         if rule.category in PERSON_NEUTRAL:
             pass
         elif rule.person == "third" or (
@@ -117,9 +149,11 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
         ):
             flags.add("third_party")
 
+        # A negation reaches the match only from inside its clause, after the last subject,
+        # and at most NEGATION_WORDS words back.
         window_start = subject_before.end() if subject_before is not None else clause_start
-        window_start = max(window_start, _negation_window(text, clause_start, start))
-        if rule.category != "timing" and _search(cue("negators"), text, window_start, start):
+        window_start = max(window_start, clause_start, _negation_window(text, clause_start, start))
+        if rule.category != "timing" and _negates(book, own, text, window_start, start):
             flags.add("negated")
             weight = 0.0
         if _search(cue("hypothetical"), text, sentence_start, sentence_end):
@@ -129,8 +163,11 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
             flags.add("negated")
             weight = min(weight, REASSURED_CAP)
         if weight:
-            recent = _search(cue("recent"), text, sentence_start, sentence_end)
-            past = _search(cue("past"), text, sentence_start, sentence_end) or _search(
+            # A past time frame dates only its own clause ("two years ago I planned it, and I'm
+            # planning it tonight"); a recovery statement covers the sentence.
+            clause_end = spans.clause_end(end, sentence_end, own)
+            recent = _search(cue("recent"), text, clause_start, clause_end)
+            past = _search(cue("past"), text, clause_start, clause_end) or _search(
                 cue("recovered"), text, sentence_start, sentence_end)
             if past and not recent:
                 flags.add("historical")
@@ -142,6 +179,28 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
             weight *= THIRD_PARTY_MOOD_FACTOR
         findings.append(Finding(rule, start, end, round(weight, 4), frozenset(flags), text[start:end]))
     return _share_cancellation(findings)
+
+
+def _negates(book: Rulebook, languages: tuple[str, ...], text: str, window_start: int, start: int) -> bool:
+    """Whether a negator in [window_start, start) reaches the match at `start`.
+
+    A match that starts with its own subject begins a new statement when a content word stands
+    between the negator and it: "keine Erstattung ich weiß nicht mehr weiter" (the negator is
+    about the refund), unlike "no es que me quiera…" (only function words in between)."""
+    negators = book.cue("negators", languages)
+    if negators is None:
+        return False
+    last = None
+    for last in negators.finditer(text, window_start, start):
+        pass
+    if last is None:
+        return False
+    subjects = book.cue("subject", languages)
+    if subjects is None or subjects.match(text, start) is None:
+        return True
+    frequent = book.frequent_words(languages)
+    between = _WORD.findall(text, last.end(), start)
+    return all(word in frequent for word in between)
 
 
 def _share_cancellation(findings: list[Finding]) -> list[Finding]:

@@ -31,6 +31,7 @@ MANY_SIGNS = 4
 MEANS_AT_HAND = 0.30  # plan_method_means at or above this is means at hand, not just a word
 CIRCUMSTANCES = rulebook.CIRCUMSTANCES
 IDEATION = frozenset({"passive_ideation", "active_ideation", "self_harm"})
+_ARRANGEMENTS = frozenset({"preparation_final_arrangements", "farewell"})
 ACUTE = frozenset({"plan_method_means", "timing", "preparation_final_arrangements", "farewell",
                    "attempt_in_progress"})
 
@@ -63,7 +64,8 @@ def _single(finding: Finding) -> float:
     if finding.category in IDEATION or finding.category == "third_party":
         return max(finding.weight, THIRD_PARTY_HIGH) if finding.weight >= HIGH else finding.weight
     if finding.category == "attempt_in_progress":
-        return max(finding.weight, THIRD_PARTY_IMMINENT)
+        # Happening now (not capped as past or recent by a scope cue) → imminent.
+        return max(finding.weight, THIRD_PARTY_IMMINENT) if finding.weight >= IMMINENT else finding.weight
     return finding.weight
 
 
@@ -71,8 +73,14 @@ def _combinations(live: list[Finding]) -> float:
     """The band that combinations of findings reach (0 when none applies)."""
     own = [f for f in live if "third_party" not in f.flags]
     third = [f for f in live if "third_party" in f.flags]
+    # An arrangement or farewell read inside an ideation or mood phrase is that same phrase
+    # ("better if I'm not here anymore"), not a second piece of evidence to combine with it.
+    statements = [f for f in own if f.category in IDEATION or f.category in MOOD]
     by_category: dict[str, list[Finding]] = {}
     for finding in own:
+        if finding.category in _ARRANGEMENTS and any(
+                s.start < finding.end and finding.start < s.end for s in statements):
+            continue
         by_category.setdefault(finding.category, []).append(finding)
 
     def has(category: str, minimum: float = 0.0) -> list[Finding]:
@@ -101,6 +109,12 @@ def _combinations(live: list[Finding]) -> float:
         floor = max(floor, COMBINED_IMMINENT)
     if preparation and mood:
         floor = max(floor, COMBINED_HIGH)
+    # Preparatory acts (C-SSRS 6): a strong one (affairs in order, pets given away) with another
+    # arrangement is a warning sign; with a time frame or a second strong act it is imminent.
+    if strong_preparation and _distinct_spans(preparation) >= 2:
+        floor = max(floor, COMBINED_HIGH)
+        if has("timing") or _distinct_spans(strong_preparation) >= 2:
+            floor = max(floor, COMBINED_IMMINENT)
 
     # Several distinct warning signs together (low mood, hopelessness, burden, history, …):
     # each phrase is weak, many different ones in the writer's own words are not.

@@ -275,3 +275,83 @@ def test_mixed_language_and_unknown_locale_still_work() -> None:
     assert mixed.tier == "high"
     assert any(s.language == "es" for s in mixed.signals)
     assert screen("Hi, my order never arrived y la verdad ya no quiero vivir.", locale="xx-YY").tier == "high"
+
+
+# ------------------------------------------------------------------ scope cues stay in their language
+
+@pytest.mark.parametrize("text, locale, minimum", [
+    ("No domingo vou me matar.", "pt-BR", "high"),       # "no" = "on the", not an English "no"
+    ("No, guardi, voglio morire.", "it-IT", "high"),     # an Italian "no," before the clause
+])
+def test_negators_of_another_language_do_not_cancel(text: str, locale: str, minimum: str) -> None:
+    assessment = screen(text, locale=locale)
+    assert tier_rank(assessment.tier) >= tier_rank(minimum)
+    assert "negated" not in assessment.flags
+
+
+def test_an_emoji_ends_the_clause_of_a_negator() -> None:
+    assessment = screen("immer noch keine Erstattung 😭 ich weiß nicht mehr weiter", locale="de-DE")
+    assert assessment.tier == "concern"
+    assert any(s.weight > 0 and s.language == "de" for s in assessment.signals)
+
+
+def test_a_negated_noun_does_not_cancel_a_statement_that_starts_with_its_subject() -> None:
+    assessment = screen("immer noch keine Erstattung ich weiß nicht mehr weiter", locale="de-DE")
+    assert assessment.tier == "concern"
+    # ...but only function words between the negator and the subject keep it negated.
+    assert screen("No es que me quiera suicidar ni nada, estoy furiosa con la factura.",
+                  locale="es-ES").tier == "none"
+
+
+def test_and_ends_an_english_negation() -> None:
+    assert screen("I'm not angry at your agent and I want to die.").tier == "high"
+    assert screen("I'm not suicidal, just angry about the invoice.").tier == "none"
+
+
+def test_whose_words_is_decided_over_the_sentence() -> None:
+    assessment = screen("My brother lost his job and keeps saying he wants to die, can we pause the loan?")
+    assert assessment.tier == "high"
+    assert "third_party" in assessment.flags
+
+
+# ------------------------------------------------------------------ combinations and caps
+
+def test_a_third_party_overdose_happening_now_is_imminent() -> None:
+    assessment = screen("My husband took an overdose and we're at the hospital right now, please hold the order.")
+    assert assessment.tier == "imminent"
+    assert "third_party" in assessment.flags
+
+
+def test_a_third_party_overdose_in_the_past_is_not_imminent() -> None:
+    assessment = screen("My brother overdosed last year, he is doing better now. Please update his address.")
+    assert tier_rank(assessment.tier) <= tier_rank("concern")
+
+
+def test_a_bare_years_ago_dates_an_attempt_as_history() -> None:
+    assessment = screen("Years ago I tried to end my life. I'm doing well now, I need an invoice copy.")
+    assert assessment.tier == "concern"
+    assert "historical" in assessment.flags
+
+
+def test_a_past_time_frame_dates_only_its_own_clause() -> None:
+    text = "I planned to kill myself two years ago and I'm planning to kill myself tonight."
+    assert screen(text).tier == "imminent"
+
+
+def test_two_preparatory_acts_with_a_time_frame_are_imminent() -> None:
+    text = ("I've put my affairs in order and given my dog to my neighbour. "
+            "Transfer my account to my sister, I won't need it after this weekend.")
+    assert screen(text).tier == "imminent"
+    # One act and an ordinary transfer is a warning sign, not an emergency.
+    assert screen("I've put my affairs in order. Please transfer my account to my sister.").tier == "high"
+
+
+def test_an_arrangement_inside_an_ideation_phrase_is_not_a_second_piece_of_evidence() -> None:
+    assessment = screen("Sometimes I think everyone would be better off if I wasn't around anymore.")
+    assert assessment.tier == "high"
+
+
+def test_implicit_finality_with_an_arrangement_is_imminent_but_a_trip_is_not() -> None:
+    assert screen("Send the remaining balance to my brother. I won't be here next week.").tier == "imminent"
+    assert screen("Send the remaining balance to my brother, I won't be here next week "
+                  "because I'm on holiday.").tier == "none"

@@ -7,12 +7,15 @@ each rule fires on its `match` examples and not on its `no_match` examples, each
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import zlib
 from importlib import resources
 
 import pytest
 
-from plugin.screening import rulebook, screen
+from plugin.screening import compiled, rulebook, screen
 from plugin.screening.engine import BOOK
 from plugin.screening.normalise import normalise
 from plugin.screening.patterns import PatternError, compile_pattern, expand, required_literals, analysis_regex
@@ -86,6 +89,46 @@ def test_the_shipped_literal_cache_covers_every_rule() -> None:
     cache = rulebook.read_literal_cache()
     stale = [rule.id for rule in RULES if cache.get(rule.id, {}).get("key") != rulebook.rule_key(rule)]
     assert not stale, f"stale prefilter cache for {stale[:10]}: run python -m plugin.screening.reindex"
+
+
+def test_the_shipped_compiled_cache_covers_every_rule() -> None:
+    """rules/compiled.json holds the compiled form of every rule (start-up < 0.5 s); regenerate
+    it with `python -m plugin.screening.reindex` after editing a rules file."""
+    if not compiled.loaded():
+        pytest.skip("rules/compiled.json was written by another Python version (it is then ignored)")
+    stale = [rule.id for rule in RULES if not compiled.is_cached(rule.regex.pattern)]
+    assert not stale, f"stale compiled cache for {stale[:10]}: run python -m plugin.screening.reindex"
+
+
+def test_a_cached_pattern_behaves_like_re_compile(tmp_path) -> None:
+    sources = [(r"(?<!\w)(?:kil(?:[\W_]+)myself|(?P<who>she|he) (?=[ ]x))(?!\w)", 0),
+               (r"^[ \t]*(?:on .{1,160}wrote:)", re.MULTILINE | re.DOTALL),
+               ("\U0001f62d+|caf[e\u00e9]", 0)]
+    path = str(tmp_path / "compiled.json")
+    compiled.write_cache(sources, path)
+    entries, blob, _texts = compiled.read_cache(path)
+    texts = ["I want to kil myself", "she  x and he x", "  on monday bob wrote:\nhi", "\U0001f62d\U0001f62d cafe"]
+    for source, flags in sources:
+        cached = compiled.pattern_from(entries[(source, flags)], blob, source)
+        plain = re.compile(source, flags)
+        assert (cached.pattern, cached.flags, cached.groups, cached.groupindex) == (
+            plain.pattern, plain.flags, plain.groups, plain.groupindex)
+        for text in texts:
+            assert [m.span() for m in cached.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+def test_a_cache_from_another_python_is_ignored(tmp_path) -> None:
+    path = tmp_path / "compiled.json"
+    compiled.write_cache([("abc", 0)], str(path))
+    wrapper = json.loads(path.read_text())
+    header, _, blob = zlib.decompress(base64.b64decode(wrapper["payload"])).partition(b"\n")
+    foreign = json.loads(header)
+    foreign["stamp"] = "2.7|0|2|65535"
+    payload = zlib.compress(json.dumps(foreign).encode() + b"\n" + blob)
+    path.write_text(json.dumps({"payload": base64.b64encode(payload).decode()}))
+    assert compiled.read_cache(str(path)) is None
+    path.write_bytes(b"not a cache")
+    assert compiled.read_cache(str(path)) is None
 
 
 # ------------------------------------------------------------------ the format itself

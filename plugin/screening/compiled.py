@@ -1,0 +1,158 @@
+"""Start-up cache of compiled regexes: rules/compiled.json.
+
+Compiling several hundred rule patterns with `re` costs most of a second of pure-Python parsing,
+at every process start (a worker, a Lambda cold start). `re` compiles a pattern in two steps: a
+pure-Python parser and code generator that produce a list of integers, then the C constructor
+`_sre.compile` that builds the pattern object from that list. The cache keeps the integer lists
+of the patterns compiled while indexing the rules, so a start only runs the cheap C step.
+
+The cache is only an accelerator, never a source of truth:
+- it is keyed by the exact regex source and flags, so an entry can only produce the pattern
+  `re.compile` would have produced for that source;
+- the integer format belongs to one CPython version, so the file records the minor version
+  and the `_sre` magic number and code size, and is ignored entirely when they differ;
+- a source without an entry (a rule edited since the last `python -m plugin.screening.reindex`)
+  is compiled with `re.compile` as usual.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import json
+import re
+import sys
+import zlib
+from importlib import resources
+from typing import Iterable
+
+import _sre  # the C half of `re`, see the module docstring
+from re import _compiler, _parser  # type: ignore[attr-defined]
+
+CACHE_NAME = "compiled.json"  # package data is rules/*.json; the payload inside is compressed
+_TYPECODE = {2: "H", 4: "I"}.get(_sre.CODESIZE, "I")
+Key = tuple[str, int]
+# (final flags, code offset, code length, groups, group index, index group) per (source, flags)
+_entries: dict[Key, "Entry"] = {}
+_code_blob = b""
+_text_cache: dict[str, str] = {}  # named derived sources (e.g. the prefilter trie) by content key
+_recorded: set[Key] | None = None
+_recorded_texts: dict[str, str] = {}
+
+
+def _stamp() -> str:
+    # The code format is fixed per minor version by `_sre.MAGIC` (changed with any opcode).
+    major, minor = sys.version_info[:2]
+    return f"{major}.{minor}|{_sre.MAGIC}|{_sre.CODESIZE}|{sys.maxunicode}"
+
+
+def cache_path() -> str:
+    return str(resources.files("plugin.screening").joinpath("rules", CACHE_NAME))
+
+
+Entry = tuple[int, int, int, int, dict[str, int], tuple[str | None, ...]]
+
+
+def read_cache(path: str) -> tuple[dict[Key, Entry], bytes, dict[str, str]] | None:
+    """The entries, code blob and derived texts of a cache file; None when the file is missing,
+    unreadable or written by another Python version."""
+    try:
+        with open(path, "rb") as handle:
+            wrapper = json.loads(handle.read())
+        data = zlib.decompress(base64.b64decode(wrapper["payload"]))
+        newline = data.find(b"\n")
+        header = json.loads(data[:newline])
+    except (OSError, zlib.error, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(header, dict) or header.get("stamp") != _stamp():
+        return None
+    entries: dict[Key, Entry] = {}
+    for source, flags, final, offset, length, groups, groupindex, indexgroup in header["patterns"]:
+        entries[(source, flags)] = (final, offset, length, groups, groupindex, tuple(indexgroup))
+    return entries, data[newline + 1:], dict(header.get("texts", {}))
+
+
+def pattern_from(entry: Entry, blob: bytes, source: str) -> re.Pattern[str]:
+    """Build the pattern object from its cached code (the C half of `re.compile`)."""
+    final, offset, length, groups, groupindex, indexgroup = entry
+    code = array.array(_TYPECODE)
+    code.frombytes(blob[offset:offset + length])
+    return _sre.compile(source, final, code.tolist(), groups, groupindex, indexgroup)
+
+
+def _load() -> None:
+    global _code_blob
+    found = read_cache(cache_path())
+    if found is not None:
+        entries, _code_blob, texts = found
+        _entries.update(entries)
+        _text_cache.update(texts)
+
+
+def compile_regex(source: str, flags: int = 0) -> re.Pattern[str]:
+    """`re.compile(source, flags)`, from the cache when it holds this exact source."""
+    if _recorded is not None:
+        _recorded.add((source, flags))
+    entry = _entries.get((source, flags))
+    if entry is None:
+        return re.compile(source, flags)
+    return pattern_from(entry, _code_blob, source)
+
+
+def loaded() -> bool:
+    """Whether a cache file for this Python was read at import."""
+    return bool(_entries)
+
+
+def is_cached(source: str, flags: int = 0) -> bool:
+    return (source, flags) in _entries
+
+
+def derived_text(key: str) -> str | None:
+    """A cached derived source (see `remember_text`), or None."""
+    return _text_cache.get(key)
+
+
+def remember_text(key: str, text: str) -> None:
+    """Keep a derived source for the next cache file (only while recording)."""
+    if _recorded is not None:
+        _recorded_texts[key] = text
+
+
+def start_recording() -> None:
+    """From now on, note every source compiled (used by reindex to build the cache)."""
+    global _recorded
+    _recorded = set()
+
+
+def recorded() -> set[Key]:
+    return set(_recorded or ())
+
+
+def write_cache(keys: Iterable[Key], path: str | None = None) -> str:
+    """Compile `keys` with `re`'s own parser and code generator and write the cache file."""
+    patterns = []
+    blob = bytearray()
+    for source, flags in sorted(keys):
+        parsed = _parser.parse(source, flags)
+        code = array.array(_TYPECODE, _compiler._code(parsed, flags)).tobytes()
+        groupindex = dict(parsed.state.groupdict)
+        indexgroup = [None] * parsed.state.groups
+        for name, index in groupindex.items():
+            indexgroup[index] = name
+        patterns.append([source, flags, flags | parsed.state.flags, len(blob), len(code),
+                         parsed.state.groups - 1, groupindex, indexgroup])
+        blob += code
+    header = {"stamp": _stamp(), "about": "Generated by `python -m plugin.screening.reindex`; "
+              "an accelerator only (see plugin/screening/compiled.py).",
+              "patterns": patterns, "texts": dict(sorted(_recorded_texts.items()))}
+    target = path or cache_path()
+    document = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    payload = base64.b64encode(zlib.compress(document + b"\n" + bytes(blob), 9)).decode("ascii")
+    with open(target, "w", encoding="ascii") as out:
+        json.dump({"about": header["about"], "stamp": header["stamp"], "payload": payload}, out)
+        out.write("\n")
+    return target
+
+
+_load()
