@@ -101,8 +101,11 @@ async def webhook(request: web.Request) -> web.Response:
     tenant_id = request.match_info["tenant_id"]
     oversize = False
     try:
-        async with asyncio.timeout(request.app[LIMITS_KEY].body_timeout_seconds):
+        if request.content.is_eof():  # the whole body came with the head: no timer needed
             body = await read_body(request, service.settings.body_limit_bytes)
+        else:
+            async with asyncio.timeout(request.app[LIMITS_KEY].body_timeout_seconds):
+                body = await read_body(request, service.settings.body_limit_bytes)
     except BodyTooLarge:
         body, oversize = b"", True
     except TimeoutError:  # a client that stalls mid-body loses its connection, not a worker
