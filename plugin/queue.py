@@ -222,11 +222,12 @@ class JobQueue:
             return "dead"
         wait = self.backoff(job.attempts) if delay is None else max(0.0, delay)
         undo = 0 if count_attempt else 1
-        prio = job.priority if priority is None else priority
+        # None keeps the stored priority: the worker may have raised it (screened as a crisis)
+        # after the lease, and a retry must not undo that.
         await self.store.run(lambda conn: conn.execute(
             "UPDATE jobs SET state = 'queued', lease_until = NULL, next_run_at = ?,"
-            " attempts = MAX(0, attempts - ?), priority = ?, last_error = ? WHERE id = ?",
-            (now + wait, undo, prio, reason[:200], job.id)))
+            " attempts = MAX(0, attempts - ?), priority = COALESCE(?, priority), last_error = ?"
+            " WHERE id = ?", (now + wait, undo, priority, reason[:200], job.id)))
         self.ready.set()
         return "queued"
 

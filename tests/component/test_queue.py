@@ -211,3 +211,16 @@ async def test_data_dir_is_locked_to_one_process(tmp_path):
     await first.close()
     again = await Store(tmp_path / "a.sqlite3").open(exclusive=True)
     await again.close()
+
+
+async def test_retry_keeps_a_priority_raised_after_the_lease(queue, clock):
+    await queue.enqueue(ref("crisis"))
+    job = await queue.lease()
+    await queue.set_priority(job.id, priority_for_tier("imminent"))  # the worker screened it
+    clock.now += 1
+    for i in range(3):  # meanwhile an ordinary backlog arrives
+        await queue.enqueue(ref(f"ordinary-{i}"))
+    await queue.retry(job, reason="vendor 503", delay=1)  # the vendor failed; try again soon
+    clock.now += 1
+    # Due later than the backlog, but a crisis: it still goes first.
+    assert (await queue.lease()).ref.ticket_id == "crisis"

@@ -144,11 +144,6 @@ async def test_a_tenant_in_trouble_does_not_hold_up_a_healthy_one(tmp_path):
         assert beside_sick < 2.5 * alone + 0.3, (round(alone, 2), round(beside_sick, 2))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugin/queue.py JobQueue.retry writes back the leased Job.priority (1 for an unscreened "
-    "job) when no priority is passed, so Worker.process's transient / rate-limited retries undo "
-    "the crisis priority _run set with set_priority. Fix: keep the stored priority "
-    "(`priority = COALESCE(?, priority)` with None). With that change this test passes."))
 async def test_a_screened_crisis_ticket_goes_before_an_ordinary_backlog(tmp_path):
     app = sandbox_app("zendesk")
     async with serving({"zd": app}) as urls:
