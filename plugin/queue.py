@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .model import TicketRef, tier_rank
-from .store import Store, transaction
+from .store import Store, durable_transaction, transaction
 
 # Priority of a job before it is screened; after screening it becomes the tier's rank + 1.
 UNSCREENED_PRIORITY = 1
@@ -107,7 +107,7 @@ class JobQueue:
             batch, self._pending = self._pending, []
             items = [(ref, received_at) for ref, received_at, _ in batch]
             try:
-                results = await self.store.run(lambda conn: transaction(
+                results = await self.store.run(lambda conn: durable_transaction(
                     conn, lambda c: self._insert_batch(c, items)))
             except Exception as exc:  # noqa: BLE001 — every waiter must hear about it
                 for _, _, future in batch:

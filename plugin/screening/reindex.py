@@ -27,7 +27,7 @@ from plugin.screening.rulebook import (
 # The scope cues the engine compiles per rule language (alone, or with the text's language;
 # other pairs compile on first use).
 _PER_LANGUAGE_CUES = ("negators", "hypothetical", "reassurance", "past", "recovered", "recent",
-                      "clause_breaks", "subject")
+                      "clause_breaks", "contrast", "subject")
 
 
 def literal_cache_document() -> dict[str, Any]:

@@ -35,18 +35,21 @@ CATEGORIES = (
 )
 SCOPE_KEYS = (
     "negators", "reassurance", "past", "recovered", "recent", "hypothetical", "first_person",
-    "third_party", "clause_breaks", "quote_headers", "signatures", "lookalikes",
+    "third_party", "clause_breaks", "contrast", "quote_headers", "signatures", "lookalikes",
 )
 PERSONS = ("auto", "first", "third")
+# `role`: what a rule's match does in combinations beyond its category (see README "Roles").
+ROLES = ("", "intent")
 _TOP_KEYS = {"language", "macros", "scope", "rules", "cases"}
 _LANGUAGE_KEYS = {"code", "name", "stopwords"}
-_RULE_KEYS = {"id", "category", "weight", "pattern", "person", "note", "match", "no_match"}
+_RULE_KEYS = {"id", "category", "weight", "pattern", "person", "role", "note", "match", "no_match"}
 _RULE_REQUIRED = {"id", "category", "weight", "pattern", "match", "no_match"}
 _CASE_KEYS = {"text", "tier", "flags"}
 LITERAL_CACHE = "literals.json"
 # Circumstances (a time, a medication name, a cancellation): evidence only next to other evidence.
 CIRCUMSTANCES = frozenset({"timing", "plan_method_means", "preparation_final_arrangements"})
 SUPPORTING_BELOW = 0.35
+MEANS_AT_HAND = 0.30  # plan_method_means at or above this is means at hand, not just a word
 
 
 class RulebookError(ValueError):
@@ -64,12 +67,18 @@ class Rule:
     macros: Mapping[str, str] = field(repr=False)
     match_examples: tuple[str, ...] = ()
     no_match_examples: tuple[str, ...] = ()
+    role: str = ""
     _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
 
     @property
     def supporting(self) -> bool:
         """Never counts alone: only run once another rule has matched the text."""
-        return self.category in CIRCUMSTANCES and self.weight < SUPPORTING_BELOW
+        # A stated intent ("I'm going to do it") runs on its own: with means at hand or a time
+        # frame it is the only other evidence a ticket may have.
+        # A stated intent ("I'm going to do it") runs on its own: next to means at hand it is
+        # the only other evidence a ticket may have. Means alone never run: pharmacy tickets
+        # ("my tablets are ready, I'll collect them tonight") are full of them.
+        return self.category in CIRCUMSTANCES and self.weight < SUPPORTING_BELOW and self.role != "intent"
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -241,13 +250,16 @@ def _parse_rule(entry: Any, where: str, code: str, macros: Mapping[str, str]) ->
     person = entry.get("person", "auto")
     if person not in PERSONS:
         raise _fail(where, f"person must be one of {PERSONS}")
+    role = entry.get("role", "")
+    if role not in ROLES or (role == "intent" and entry["category"] != "plan_method_means"):
+        raise _fail(where, "role must be \"intent\" (on a plan_method_means rule) or absent")
     if not isinstance(entry["pattern"], str) or not entry["pattern"].strip():
         raise _fail(where, "pattern must be a non-empty string")
     match = _string_list(entry["match"], where, "match")
     no_match = _string_list(entry["no_match"], where, "no_match")
     if not match or not no_match:
         raise _fail(where, "match and no_match each need at least one example")
-    return Rule(rule_id, entry["category"], float(weight), entry["pattern"], person, code, macros, match, no_match)
+    return Rule(rule_id, entry["category"], float(weight), entry["pattern"], person, code, macros, match, no_match, role)
 
 
 def _combined_cues(languages: Mapping[str, LanguageRules], key: str, flags: int = 0,

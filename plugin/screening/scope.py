@@ -53,6 +53,7 @@ class _Text:
         self.sentence_ends = [m.start() for m in _SENTENCE_END.finditer(text)]
         self.emoji_ends = [m.end() for m in _EMOJI.finditer(text)]
         self._clause_breaks: dict[tuple[str, ...], list[int]] = {}
+        self._contrasts: dict[tuple[str, ...], list[tuple[int, int]]] = {}
 
     def sentence(self, start: int, end: int) -> tuple[int, int]:
         i = bisect.bisect_left(self.sentence_ends, start)
@@ -64,10 +65,30 @@ class _Text:
     def _breaks(self, languages: tuple[str, ...]) -> list[int]:
         breaks = self._clause_breaks.get(languages)
         if breaks is None:
-            cue = self.book.cue("clause_breaks", languages)
-            found = [m.end() for m in cue.finditer(self.text)] if cue else []
-            breaks = self._clause_breaks[languages] = sorted(found + self.emoji_ends)
+            found = []
+            # A contrast word ("but", "pero", "aber") also ends a clause.
+            for key in ("clause_breaks", "contrast"):
+                cue = self.book.cue(key, languages)
+                found += [m.end() for m in cue.finditer(self.text)] if cue else []
+            breaks = self._clause_breaks[languages] = sorted(set(found + self.emoji_ends))
         return breaks
+
+    def side_of_contrast(self, start: int, end: int, sentence_start: int, sentence_end: int,
+                         languages: tuple[str, ...]) -> tuple[int, int]:
+        """The part of the sentence between the contrast words around [start, end): what is said
+        before "but" (a reassurance, a recovery, a negation) does not cover what comes after."""
+        contrasts = self._contrasts.get(languages)
+        if contrasts is None:
+            cue = self.book.cue("contrast", languages)
+            contrasts = self._contrasts[languages] = [m.span() for m in cue.finditer(self.text)] if cue else []
+        low, high = sentence_start, sentence_end
+        for c_start, c_end in contrasts:
+            if c_end <= start:
+                low = max(low, c_end)
+            elif c_start >= end:
+                high = min(high, c_start)
+                break
+        return low, high
 
     def clause_start(self, start: int, sentence_start: int, languages: tuple[str, ...]) -> int:
         breaks = self._breaks(languages)
@@ -156,10 +177,12 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
         if rule.category != "timing" and _negates(book, own, text, window_start, start):
             flags.add("negated")
             weight = 0.0
-        if _search(cue("hypothetical"), text, sentence_start, sentence_end):
+        # Sentence-wide cues stop at a contrast word: "I'm fine really, but I wish I were dead".
+        side_start, side_end = spans.side_of_contrast(start, end, sentence_start, sentence_end, own)
+        if _search(cue("hypothetical"), text, side_start, side_end):
             flags.add("hypothetical")
             weight = 0.0
-        if weight and _search(cue("reassurance"), text, sentence_start, sentence_end):
+        if weight and _search(cue("reassurance"), text, side_start, side_end):
             flags.add("negated")
             weight = min(weight, REASSURED_CAP)
         if weight:
@@ -168,7 +191,7 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
             clause_end = spans.clause_end(end, sentence_end, own)
             recent = _search(cue("recent"), text, clause_start, clause_end)
             past = _search(cue("past"), text, clause_start, clause_end) or _search(
-                cue("recovered"), text, sentence_start, sentence_end)
+                cue("recovered"), text, side_start, side_end)
             if past and not recent:
                 flags.add("historical")
                 weight = min(weight, HISTORICAL_MOOD_CAP if rule.category in MOOD else HISTORICAL_CAP)
@@ -211,8 +234,11 @@ def _share_cancellation(findings: list[Finding]) -> list[Finding]:
         return findings
     shared = []
     for finding in findings:
+        # A cancelled circumstance ("not going to do it myself") cancels only what lies inside
+        # it, never a longer statement that happens to contain its words.
         covering = [c for c in cancelled if (c.start <= finding.start and finding.end <= c.end)
-                    or (finding.start <= c.start and c.end <= finding.end)]
+                    or (finding.start <= c.start and c.end <= finding.end
+                        and c.category not in PERSON_NEUTRAL)]
         if finding.weight > 0 and covering:
             flags = finding.flags | (covering[0].flags & {"negated", "hypothetical"})
             finding = Finding(finding.rule, finding.start, finding.end, 0.0, flags, finding.phrase)

@@ -28,7 +28,7 @@ THIRD_PARTY_IMMINENT = 0.90
 NEAR = 240  # characters: a time frame or a means counts when it is this close to the ideation
 EXTRA_EVIDENCE = 0.05
 MANY_SIGNS = 4
-MEANS_AT_HAND = 0.30  # plan_method_means at or above this is means at hand, not just a word
+MEANS_AT_HAND = rulebook.MEANS_AT_HAND
 CIRCUMSTANCES = rulebook.CIRCUMSTANCES
 IDEATION = frozenset({"passive_ideation", "active_ideation", "self_harm"})
 _ARRANGEMENTS = frozenset({"preparation_final_arrangements", "farewell"})
@@ -101,8 +101,10 @@ def _combinations(live: list[Finding]) -> float:
     if strong_means and ([f for f in has("timing") if _near(f, strong_means)] or mood or ideation):
         # Means at hand with a time frame, distress or ideation.
         floor = max(floor, COMBINED_IMMINENT)
-    if strong_farewell and (mood or ideation):
+    if strong_farewell and (mood or ideation or [f for f in has("timing") if _near(f, strong_farewell)]):
+        # "After tonight I won't be here anymore": finality with a time frame.
         floor = max(floor, COMBINED_IMMINENT)
+    floor = max(floor, _intent_band(own, by_category, mood, strong_means))
     if farewell and (mood or preparation):
         floor = max(floor, COMBINED_HIGH)
     if preparation and (farewell or ideation or (strong_preparation and mood)):
@@ -134,9 +136,39 @@ def _combinations(live: list[Finding]) -> float:
             "third_party" in f.flags or _near(f, third_ideation))]
         if acute:
             floor = max(floor, THIRD_PARTY_IMMINENT)
-    if [f for f in third if f.category == "farewell" and f.weight >= 0.5]:
+    third_farewell = [f for f in third if f.category == "farewell" and f.weight > 0]
+    if [f for f in third_farewell if f.weight >= 0.5]:
+        floor = max(floor, THIRD_PARTY_IMMINENT)
+    # "She said sorry for everything and now she won't answer": a farewell and silence.
+    if third_farewell and [f for f in live if f.category == "attempt_in_progress" and f.weight > 0
+                           and _near(f, third_farewell)]:
+        floor = max(floor, THIRD_PARTY_IMMINENT)
+    # Someone else "can't go on" and the writer has called for help: danger now.
+    third_despair = [f for f in third if f.category in ("hopelessness", "burden_isolation") and f.weight > 0]
+    if third_despair and [f for f in live if f.category == "attempt_in_progress" and f.weight > 0
+                          and _near(f, third_despair)]:
         floor = max(floor, THIRD_PARTY_IMMINENT)
     return floor
+
+
+def _intent_band(own: list[Finding], by_category: dict[str, list[Finding]], mood: list[Finding],
+                 strong_means: list[Finding]) -> float:
+    """A stated intent with no object ("I'm going to do it", role "intent") means nothing alone
+    and nothing with a time alone (a refund "tonight"); with means (C-SSRS 5: intent and means),
+    a farewell or final arrangements → imminent; with distress → high, imminent with a time."""
+    intent = [f for f in own if f.rule.role == "intent" and f.weight > 0]
+    if not intent:
+        return 0.0
+    timing = [f for f in by_category.get("timing", []) if _near(f, intent)]
+    means = [f for f in by_category.get("plan_method_means", []) if f.rule.role != "intent"
+             and f.weight > 0 and _near(f, intent)]
+    # A bare cancellation ("cancel everything", below 0.20) is not an arrangement here.
+    arrangements = [f for f in by_category.get("preparation_final_arrangements", []) if f.weight >= 0.2]
+    if strong_means or means or by_category.get("farewell") or arrangements or (mood and timing):
+        return COMBINED_IMMINENT
+    if mood:
+        return COMBINED_HIGH
+    return 0.0
 
 
 def _distinct_spans(findings: list[Finding]) -> int:

@@ -224,3 +224,17 @@ async def test_retry_keeps_a_priority_raised_after_the_lease(queue, clock):
     clock.now += 1
     # Due later than the backlog, but a crisis: it still goes first.
     assert (await queue.lease()).ref.ticket_id == "crisis"
+
+
+async def test_enqueue_commits_are_fsynced_and_bookkeeping_is_not(queue, store):
+    seen = []
+    original = queue._insert_batch
+
+    def probe(conn, items):
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        return original(conn, items)
+
+    queue._insert_batch = probe
+    await queue.enqueue(ref("1"))
+    after = await store.run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+    assert seen == [2] and after == 1  # FULL while a webhook's job commits, NORMAL otherwise

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugin.model import FLAGS, TIERS, Assessment, tier_rank
-from plugin.screening import detect_language, screen
+from plugin.screening import detect_language, rulebook, screen
 from plugin.screening.normalise import normalise, normalise_mapped
 from plugin.screening.scoring import tier_of
 
@@ -355,3 +355,78 @@ def test_implicit_finality_with_an_arrangement_is_imminent_but_a_trip_is_not() -
     assert screen("Send the remaining balance to my brother. I won't be here next week.").tier == "imminent"
     assert screen("Send the remaining balance to my brother, I won't be here next week "
                   "because I'm on holiday.").tier == "none"
+
+
+# ------------------------------------------------------------------ contrast and stated intent
+
+def test_a_contrast_word_ends_the_reach_of_a_reassurance() -> None:
+    reassured = screen("I'm fine really, some nights I wish I wouldn't wake up.")
+    contrasted = screen("I'm fine really, but some nights I wish I wouldn't wake up.")
+    assert tier_rank(reassured.tier) < tier_rank("high")
+    assert contrasted.tier == "high"
+
+
+def test_a_negation_before_a_contrast_covers_only_its_own_clause() -> None:
+    assert screen("Not suicidal or anything, but lately I keep thinking it'd be easier if I wasn't here.").tier == "high"
+    assert screen("I'm not suicidal, just angry that the refund is late.").tier == "none"
+
+
+@pytest.mark.parametrize("text", [
+    "I'm going to do it tonight, the refund form is confusing.",
+    "Fine, I'm going to do it myself then.",
+    "I have everything I need for the install, I'll do it tonight.",
+])
+def test_a_stated_intent_alone_or_with_a_time_never_flags(text: str) -> None:
+    assert screen(text).tier == "none"
+
+
+def test_a_stated_intent_with_means_is_imminent_and_each_part_alone_is_not() -> None:
+    means = "The pills are next to me."
+    intent = "I'm going through with it this weekend."
+    assert screen(means).tier == "none"
+    assert screen(intent).tier == "none"
+    assert screen(f"{means} {intent}").tier == "imminent"
+
+
+def test_a_stated_intent_with_distress_is_high_and_imminent_with_a_time() -> None:
+    assert screen("I can't take it anymore. I'm going to do it.").tier == "high"
+    assert screen("I can't take it anymore. I'm going to do it tonight.").tier == "imminent"
+
+
+def test_a_strong_farewell_with_a_time_frame_is_imminent() -> None:
+    assert screen("I won't be here anymore.").tier != "imminent"
+    assert screen("After tonight I won't be here anymore.").tier == "imminent"
+
+
+def test_a_third_party_who_cannot_go_on_with_help_called_is_imminent() -> None:
+    text = "My wife sent me a message saying she can't go on and I've called the police."
+    assessment = screen(text)
+    assert assessment.tier == "imminent" and "third_party" in assessment.flags
+    assert screen("My wife can't go on holiday, I've called the travel agent.").tier == "none"
+
+
+def test_a_negated_circumstance_does_not_cancel_a_longer_statement() -> None:
+    # "going to do it" is negated inside the statement; the statement itself stands.
+    text = "I don't know why I'm going to do it but I just want to die."
+    assert tier_rank(screen(text).tier) >= tier_rank("high")
+
+
+def test_role_intent_is_only_accepted_on_plan_method_means_rules() -> None:
+    data = {
+        "language": {"code": "xx", "name": "Test", "stopwords": ["zzq"]},
+        "scope": {"contrast": ["but"]},
+        "rules": [{"id": "xx.intent.do_it", "category": "distress", "weight": 0.2, "role": "intent",
+                   "pattern": "do it", "match": ["do it"], "no_match": ["done"]}],
+    }
+    with pytest.raises(rulebook.RulebookError, match="role"):
+        rulebook.parse_language(data, "xx.toml")
+    data["rules"][0]["category"] = "plan_method_means"
+    parsed = rulebook.parse_language(data, "xx.toml")
+    assert parsed.rules[0].role == "intent" and parsed.scope["contrast"] == ("but",)
+
+
+def test_a_third_party_apology_followed_by_silence_is_imminent() -> None:
+    text = "My girlfriend texted me that she's sorry for everything and now she won't answer her phone."
+    assessment = screen(text)
+    assert assessment.tier == "imminent" and "third_party" in assessment.flags
+    assert screen("My girlfriend texted me that she's sorry she missed the delivery.").tier == "none"
