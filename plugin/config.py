@@ -46,6 +46,10 @@ class ServiceSettings(BaseSettings):
     public_url: str | None = None
     worker_concurrency: int = Field(4, ge=1, le=256)
     body_limit_bytes: int = Field(256 * 1024, ge=1024)
+    # Slow or greedy clients: time to send a request head / a body, open connections.
+    head_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    max_connections: int = Field(512, ge=1)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Queue behaviour

@@ -255,6 +255,9 @@ def serve(settings: ServiceSettings, tenants: TenantDirectory,
           limits: ServerLimits | None = None) -> None:
     """Run the service until SIGINT/SIGTERM (graceful: workers finish or hand jobs back)."""
     service = Service(settings, tenants)
+    limits = limits or ServerLimits(head_timeout_seconds=settings.head_timeout_seconds,
+                                    body_timeout_seconds=settings.body_timeout_seconds,
+                                    max_connections=settings.max_connections)
     app = create_app(service, limits=limits)
     log.info("listening", host=settings.host, port=settings.port)
     asyncio.run(_serve_until_signalled(app, settings))
