@@ -8,6 +8,7 @@ ordinary tickets take the short path.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from plugin.model import Assessment, Signal
@@ -18,6 +19,10 @@ from plugin.screening.normalise import normalise, normalise_mapped
 BOOK = rulebook.load()
 _MIN_LANGUAGE_HITS = 2
 _MIXED_SHARE = 0.4
+# A sentence is in a language when that language has at least _MIN_LANGUAGE_HITS of its
+# stopwords and more than _SENTENCE_LEAD times any other's ("in", "a", "no" are in several lists).
+_SENTENCE_LEAD = 2
+_SENTENCE_SPLIT = re.compile(r"[.,!?;:\n]+")
 
 
 def _stopword_hits(canonical: str, book: rulebook.Rulebook) -> dict[str, int]:
@@ -63,6 +68,22 @@ def languages_to_run(hits: dict[str, int], hinted: str, book: rulebook.Rulebook)
     if hinted:
         chosen.add(hinted)
     return tuple(sorted(chosen & set(book.languages)))
+
+
+def sentence_languages(canonical: str, book: rulebook.Rulebook) -> set[str]:
+    """Languages that clearly lead at least one sentence or comma-separated part: a crisis
+    sentence in another language inside a long English ticket ("… Je veux plus vivre. Please
+    cancel…") has too few stopwords to count for the whole text, but is plainly French alone."""
+    found = set()
+    for sentence in _SENTENCE_SPLIT.split(canonical):
+        hits = _stopword_hits(sentence, book)
+        if not hits:
+            continue
+        best = max(sorted(hits), key=lambda code: hits[code])
+        runner_up = max((count for code, count in hits.items() if code != best), default=0)
+        if hits[best] >= _MIN_LANGUAGE_HITS and hits[best] > _SENTENCE_LEAD * runner_up:
+            found.add(best)
+    return found
 
 
 def _screened_part(text: str) -> tuple[str, list[int] | None]:
@@ -119,12 +140,29 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     hinted = _locale_language(locale, book)
     language = _pick_language(hits, hinted)
     active = languages_to_run(hits, hinted, book)
-    candidates = book.candidate_rules(canonical, active)
+    every_candidate = book.candidate_rules(canonical)
+    candidates = [rule for rule in every_candidate if rule.language in active]
     matches = [
         (rule, m.start(), m.end())
         for rule in candidates if not rule.supporting
         for m in rule.regex.finditer(canonical)
     ]
+    # Another language's statements can count only when a sentence is in that language, which
+    # takes at least _MIN_LANGUAGE_HITS of its stopwords: a cheap test before running its rules.
+    foreign = [
+        (rule, m.start(), m.end())
+        for rule in every_candidate
+        if rule.language not in active and not rule.supporting
+        and hits.get(rule.language, 0) >= _MIN_LANGUAGE_HITS
+        for m in rule.regex.finditer(canonical)
+    ]
+    if foreign:
+        # Rare: another language's statement matched. It counts if a sentence is in that language.
+        extra = sentence_languages(canonical, book) - set(active)
+        if extra:
+            active = tuple(sorted(set(active) | extra))
+            candidates = [rule for rule in every_candidate if rule.language in active]
+            matches += [match for match in foreign if match[0].language in extra]
     if not matches:
         # Circumstance words alone (a time, a medication name, a cancellation) never count.
         return Assessment(tier="none", score=0.0, language=language)

@@ -25,6 +25,11 @@ _WORD = r"[^\W_]+"
 _MACRO_NAME = re.compile(r"\{([a-z_][a-z0-9_]*)(?::(\d+))?\}")
 _QUANTIFIER_BRACES = re.compile(r"\{\d*(?:,\d*)?\}")
 _MAX_DEPTH = 4
+# A rule's umlaut matches the folded letter and the two-letter ASCII spelling.
+_UMLAUT_SPELLINGS = {u: f"(?:{base}|{base}e)" for u, base in
+                     (("ä", "a"), ("ö", "o"), ("ü", "u"), ("Ä", "a"), ("Ö", "o"), ("Ü", "u"))}
+# Part of the start-up cache key of expanded patterns: bump when `expand` changes its output.
+_EXPANSION_VERSION = "2"
 
 
 class PatternError(ValueError):
@@ -133,6 +138,14 @@ def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator
             last_literal = None
             i += 1
             continue
+        if char in _UMLAUT_SPELLINGS and not any(groups):
+            # German written without umlauts spells ä as "ae": both spellings meet the pattern
+            # (the text keeps its own letters, so offsets stay exact). Not in a lookbehind,
+            # which needs a fixed width.
+            out.append(_UMLAUT_SPELLINGS[char])
+            last_literal = None
+            i += 1
+            continue
         folded = fold_literal(char)
         i += 1
         next_is_quantifier = i < n and source[i] in "?*+{"
@@ -147,8 +160,8 @@ def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator
 def _expanded(sources: list[str], macros: Mapping[str, str]) -> list[str]:
     """`expand` of each source; the start-up cache keeps the results (expanding in Python
     costs more than compiling from the cache)."""
-    key = "expand:" + hashlib.sha256(json.dumps([sources, dict(macros)], sort_keys=True)
-                                     .encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(json.dumps([sources, dict(macros)], sort_keys=True).encode("utf-8"))
+    key = f"expand:{_EXPANSION_VERSION}:" + digest.hexdigest()
     cached = derived_text(key)
     bodies = json.loads(cached) if cached is not None else [expand(s, macros) for s in sources]
     remember_text(key, json.dumps(bodies))

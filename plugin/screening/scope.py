@@ -17,6 +17,13 @@ _WORD = re.compile(r"[^\W_]+")
 # Emoji and pictographs end a clause: "still no refund 😭 I don't know what to do" is two.
 _EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff]+")
 NEGATION_WORDS = 3
+# Words that open a reported clause ("she wrote that …") in the supported languages.
+_COMPLEMENTISER = re.compile(r"(?<!\w)(?:that|que|dass|che|dat)(?!\w)")
+# A comma starts a new clause for negation only before at least this many words, and with a
+# subject among the first _SUBJECT_REACH of them (or a complete negated predicate before it).
+_NEW_CLAUSE_WORDS = 3
+_SUBJECT_REACH = 2
+_COMPLETE_PREDICATE_WORDS = 2  # "no quiero nada," — a verb and its object after the negator
 # Caps, on the score scale (bands: concern ≥ 0.35, high ≥ 0.60, imminent ≥ 0.85).
 REASSURED_CAP = 0.40
 HISTORICAL_CAP = 0.38
@@ -123,6 +130,25 @@ def _last_subject(book: Rulebook, languages: tuple[str, ...], text: str, start: 
     return last
 
 
+def _reported_by_third_party(book: Rulebook, languages: tuple[str, ...], text: str,
+                             sentence_start: int, end: int) -> bool:
+    """Whether the match is what a third person said or wrote: the sentence's first subject is a
+    third party and a complementiser with no subject of its own follows it before the match.
+    "minha filha me escreveu que acabou de…": "me" is the object, the daughter is the subject."""
+    subjects = book.cue("subject", languages)
+    if subjects is None:
+        return False
+    first = subjects.search(text, sentence_start, end)
+    if first is None or first.lastgroup != "third":
+        return False
+    complementiser = None
+    for complementiser in _COMPLEMENTISER.finditer(text, first.end(), end):
+        pass
+    if complementiser is None:
+        return False
+    return subjects.search(text, complementiser.end(), end) is None
+
+
 def _negation_window(text: str, start: int, end: int) -> int:
     """Start of the last NEGATION_WORDS words before `end` (not before `start`)."""
     words = [m.start() for m in _WORD.finditer(text, start, end)]
@@ -167,14 +193,15 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
             pass
         elif rule.person == "third" or (
             rule.person == "auto" and subject is not None and subject.lastgroup == "third"
-        ):
+        ) or (rule.person == "auto"
+              and _reported_by_third_party(book, own, text, sentence_start, end)):
             flags.add("third_party")
 
         # A negation reaches the match only from inside its clause, after the last subject,
         # and at most NEGATION_WORDS words back.
         window_start = subject_before.end() if subject_before is not None else clause_start
         window_start = max(window_start, clause_start, _negation_window(text, clause_start, start))
-        if rule.category != "timing" and _negates(book, own, text, window_start, start):
+        if rule.category != "timing" and _negates(book, own, text, window_start, start, end):
             flags.add("negated")
             weight = 0.0
         # Sentence-wide cues stop at a contrast word: "I'm fine really, but I wish I were dead".
@@ -204,8 +231,9 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
     return _share_cancellation(findings)
 
 
-def _negates(book: Rulebook, languages: tuple[str, ...], text: str, window_start: int, start: int) -> bool:
-    """Whether a negator in [window_start, start) reaches the match at `start`.
+def _negates(book: Rulebook, languages: tuple[str, ...], text: str, window_start: int, start: int,
+             end: int) -> bool:
+    """Whether a negator in [window_start, start) reaches the match [start, end).
 
     A match that starts with its own subject begins a new statement when a content word stands
     between the negator and it: "keine Erstattung ich weiß nicht mehr weiter" (the negator is
@@ -218,12 +246,40 @@ def _negates(book: Rulebook, languages: tuple[str, ...], text: str, window_start
         pass
     if last is None:
         return False
+    if _new_clause_after_comma(book, languages, text, last.end(), start, end):
+        return False
     subjects = book.cue("subject", languages)
     if subjects is None or subjects.match(text, start) is None:
         return True
     frequent = book.frequent_words(languages)
     between = _WORD.findall(text, last.end(), start)
     return all(word in frequent for word in between)
+
+
+def _new_clause_after_comma(book: Rulebook, languages: tuple[str, ...], text: str,
+                            negator_end: int, start: int, end: int) -> bool:
+    """Whether a comma or semicolon between a negator and the match starts a new statement the
+    negator does not reach: "brauche ich nicht, für mich gibt es kein nächstes Jahr" (a subject
+    right after the comma), "ya no quiero nada, nadie se daría cuenta…" (the negated predicate is
+    complete before the comma: a content word or two words). A short aside stays covered:
+    "I'm not, you know, suicidal"."""
+    gap = text[negator_end:start]
+    comma = max(gap.rfind(","), gap.rfind(";"))
+    if comma == -1:
+        return False
+    after = negator_end + comma + 1
+    words_after = list(_WORD.finditer(text, after, end))
+    if len(words_after) < _NEW_CLAUSE_WORDS:
+        return False
+    subjects = book.cue("subject", languages)
+    opening = words_after[_SUBJECT_REACH - 1].end()
+    if subjects is not None and subjects.search(text, after, opening) is not None:
+        return True
+    frequent = book.frequent_words(languages)
+    first_comma = negator_end + min(i for i in (gap.find(","), gap.find(";")) if i != -1)
+    negated_words = _WORD.findall(text, negator_end, first_comma)
+    return (len(negated_words) >= _COMPLETE_PREDICATE_WORDS
+            or any(word not in frequent for word in negated_words))
 
 
 def _share_cancellation(findings: list[Finding]) -> list[Finding]:

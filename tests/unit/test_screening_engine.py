@@ -430,3 +430,117 @@ def test_a_third_party_apology_followed_by_silence_is_imminent() -> None:
     assessment = screen(text)
     assert assessment.tier == "imminent" and "third_party" in assessment.flags
     assert screen("My girlfriend texted me that she's sorry she missed the delivery.").tier == "none"
+
+
+# ------------------------------------------------------------------ minority-language sentences
+
+_LONG_ENGLISH_OPENING = ("Hello, I would like to cancel the subscription that I have with you because it is "
+                         "too expensive for me and I do not use it. ")
+
+
+@pytest.mark.parametrize(("sentence", "language"), [
+    ("Je veux plus vivre.", "fr"),
+    ("Sorry, je veux plus vivre, please cancel my plan.", "fr"),
+    ("Ya no quiero vivir.", "es"),
+    ("Ich will nicht mehr leben.", "de"),
+])
+def test_a_crisis_sentence_in_another_language_inside_an_english_ticket_is_screened(
+        sentence: str, language: str) -> None:
+    text = _LONG_ENGLISH_OPENING + sentence + " Thanks for the help with this."
+    assessment = screen(text)
+    assert assessment.language == "en"
+    assert tier_rank(assessment.tier) >= tier_rank("high")
+    assert any(s.language == language and s.weight > 0 for s in assessment.signals)
+    assert_well_formed(text, assessment)
+
+
+def test_a_sentence_language_needs_a_clear_lead_over_shared_stopwords() -> None:
+    from plugin.screening.engine import BOOK, sentence_languages
+    # "in", "a", "no" are stopwords of several languages: an English sentence stays English.
+    assert sentence_languages(normalise("I cannot log in to my account. No idea why."), BOOK) == set()
+    assert sentence_languages(normalise("Thanks. Je veux plus vivre."), BOOK) == {"fr"}
+
+
+def test_a_negated_minority_language_sentence_uses_its_own_negators() -> None:
+    text = _LONG_ENGLISH_OPENING + "Non, je ne veux pas mourir, je suis juste fatigué. Thanks."
+    assert screen(text).tier == "none"
+
+
+# ------------------------------------------------------------------ negation and a new clause after a comma
+
+@pytest.mark.parametrize("text", [
+    "Das Upgrade brauche ich nicht, für mich gibt es kein nächstes Jahr.",
+    "Ya no quiero nada, nadie se daría cuenta si desapareciera.",
+])
+def test_a_negation_does_not_cross_a_comma_into_a_new_clause(text: str) -> None:
+    assessment = screen(text)
+    assert tier_rank(assessment.tier) >= tier_rank("high"), assessment.signals
+    assert "negated" not in assessment.flags
+
+
+@pytest.mark.parametrize("text", [
+    "I'm not, you know, suicidal, just angry about the parcel.",
+    "I don't want to, like, die over a parcel, I just want my refund.",
+])
+def test_a_negation_still_covers_a_short_aside_after_a_comma(text: str) -> None:
+    assert screen(text).tier == "none"
+
+
+# ------------------------------------------------------------------ the subject of a reported clause
+
+@pytest.mark.parametrize("text", [
+    "Minha filha me escreveu que é adeus pra sempre.",
+    "Mi hija me escribió que esto es un adiós para siempre.",
+    "Mia figlia mi ha scritto che è un addio per sempre.",
+    "Ma fille m'a écrit que c'est un adieu pour toujours.",
+])
+def test_a_third_party_subject_wins_over_an_object_pronoun_before_a_complementiser(text: str) -> None:
+    assessment = screen(text)
+    assert tier_rank(assessment.tier) >= tier_rank("high")
+    assert "third_party" in assessment.flags
+
+
+@pytest.mark.parametrize("text", [
+    "Minha filha sabe que eu vou dizer adeus pra sempre.",
+    "Mi hija sabe que yo digo adiós para siempre.",
+])
+def test_a_reported_clause_with_its_own_first_person_subject_stays_first_person(text: str) -> None:
+    assessment = screen(text)
+    assert tier_rank(assessment.tier) >= tier_rank("high")
+    assert "third_party" not in assessment.flags
+
+
+# ------------------------------------------------------------------ German spelt without umlauts
+
+def _german_rule(pattern: str, match: list[str]) -> rulebook.Rule:
+    data = {
+        "language": {"code": "xx", "name": "Test", "stopwords": ["zzq"]},
+        "scope": {"contrast": ["aber"]},
+        "rules": [{"id": "xx.farewell.umlaut", "category": "farewell", "weight": 0.5,
+                   "pattern": pattern, "match": match, "no_match": ["ein neues Jahr"]}],
+    }
+    return rulebook.parse_language(data, "xx.toml").rules[0]
+
+
+@pytest.mark.parametrize("text", [
+    "Für mich gibt es kein nächstes Jahr.",
+    "Fuer mich gibt es kein naechstes Jahr.",
+    "FÜR MICH GIBT ES KEIN NÄCHSTES JAHR.",
+    "fur mich gibt es kein nachstes jahr",
+])
+def test_a_rule_written_with_umlauts_matches_the_ascii_spelling_too(text: str) -> None:
+    rule = _german_rule("für mich gibt es kein nächstes jahr", ["kein nächstes Jahr für mich"])
+    found = rule.regex.search(normalise(text))
+    assert found is not None
+    canonical, origin = normalise_mapped(text)
+    # The text keeps its own letters: the span maps back onto the customer's words exactly.
+    start, end = origin[found.start()], origin[found.end() - 1] + 1
+    assert text[start:end].lower().startswith(("für", "fuer", "fur"))
+    assert text[start:end].lower().endswith("jahr")
+
+
+def test_an_eszett_in_a_rule_matches_ss_and_an_umlaut_is_not_a_loose_wildcard() -> None:
+    rule = _german_rule("mir ist alles zu groß und zu schwör", ["alles zu groß und zu schwör"])
+    assert rule.regex.search(normalise("mir ist alles zu gross und zu schwoer")) is not None
+    assert rule.regex.search(normalise("mir ist alles zu groß und zu schwör")) is not None
+    assert rule.regex.search(normalise("mir ist alles zu gross und zu schwier")) is None
