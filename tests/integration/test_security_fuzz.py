@@ -135,7 +135,7 @@ def test_fuzzed_webhooks_get_a_clean_4xx_or_202(http, request):
 
 
 def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(http, service):
-    schemathesis = pytest.importorskip("schemathesis")  # dev extra; see the report
+    schemathesis = pytest.importorskip("schemathesis")  # in the dev extra (pyproject)
     from schemathesis import GenerationMode
 
     schema = schemathesis.openapi.from_path(str(OPENAPI_PATH))
