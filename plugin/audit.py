@@ -20,18 +20,22 @@ class AuditLog:
         self.store = store
 
     async def record(self, decision: Decision) -> None:
+        await self.store.run(lambda conn: self.insert(conn, decision))
+
+    @staticmethod
+    def insert(conn: sqlite3.Connection, decision: Decision) -> None:
+        """Insert one decision row on `conn`: `JobQueue.complete` commits it with the job's ack."""
         row = asdict(decision)
-        values = (
-            row["tenant_id"], row["vendor"], row["ticket_id"], row["delivery_id"], row["job_id"],
-            row["event"], row["tier"], float(row["score"]), json.dumps(list(row["rule_ids"])),
-            json.dumps(list(row["categories"])), json.dumps(list(row["flags"])), row["language"],
-            json.dumps(list(row["actions"])), row["outcome"], row["received_at"], row["decided_at"],
-            json.dumps(dict(row["timings_ms"])), row["country"],
-        )
-        await self.store.run(lambda conn: conn.execute(
+        conn.execute(
             "INSERT INTO decisions (tenant_id, vendor, ticket_id, delivery_id, job_id, event, tier,"
             " score, rule_ids, categories, flags, language, actions, outcome, received_at,"
-            " decided_at, timings, country) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values))
+            " decided_at, timings, country) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                row["tenant_id"], row["vendor"], row["ticket_id"], row["delivery_id"],
+                row["job_id"], row["event"], row["tier"], float(row["score"]),
+                json.dumps(list(row["rule_ids"])), json.dumps(list(row["categories"])),
+                json.dumps(list(row["flags"])), row["language"], json.dumps(list(row["actions"])),
+                row["outcome"], row["received_at"], row["decided_at"],
+                json.dumps(dict(row["timings_ms"])), row["country"]))
 
     async def latest_for_ticket(self, tenant_id: str, ticket_id: str) -> dict[str, Any] | None:
         """The most severe screening of a ticket (a later message can only escalate)."""

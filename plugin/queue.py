@@ -21,7 +21,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .model import TicketRef, tier_rank
+from .audit import AuditLog
+from .model import Decision, TicketRef, tier_rank
 from .store import Store, durable_transaction, transaction
 
 # Priority of a job before it is screened; after screening it becomes the tier's rank + 1.
@@ -59,6 +60,8 @@ class Job:
     priority: int
     attempts: int
     received_at: float
+    # Steps earlier attempts journalled, read in the lease's own transaction (None: not read).
+    done_steps: Mapping[str, Any] | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -169,7 +172,9 @@ class JobQueue:
         job_id, ref_json, prio, attempts, received_at = row
         conn.execute("UPDATE jobs SET state = 'leased', lease_until = ?, attempts = attempts + 1"
                      " WHERE id = ?", (now + self.lease_seconds, job_id))
-        return Job(job_id, ref_from_json(ref_json), prio, attempts + 1, received_at)
+        steps = {step: json.loads(data) for step, data in conn.execute(
+            "SELECT step, data FROM journal WHERE job_id = ?", (job_id,))}
+        return Job(job_id, ref_from_json(ref_json), prio, attempts + 1, received_at, steps)
 
     async def next_ready_in(self) -> float | None:
         """Seconds until the earliest waiting job is due (None: no waiting jobs)."""
@@ -197,10 +202,19 @@ class JobQueue:
     # ------------------------------------------------------------ outcomes
 
     async def ack(self, job_id: str) -> None:
-        now = self.clock()
-        await self.store.run(lambda conn: conn.execute(
-            "UPDATE jobs SET state = 'done', finished_at = ?, lease_until = NULL WHERE id = ?",
-            (now, job_id)))
+        await self.store.run(lambda conn: self._mark_done(conn, job_id))
+
+    async def complete(self, job_id: str, decision: Decision, audit: AuditLog) -> None:
+        """Write the job's audit row and mark it done, in one transaction."""
+        def finish(conn: sqlite3.Connection) -> None:
+            audit.insert(conn, decision)
+            self._mark_done(conn, job_id)
+
+        await self.store.run(lambda conn: transaction(conn, finish))
+
+    def _mark_done(self, conn: sqlite3.Connection, job_id: str) -> None:
+        conn.execute("UPDATE jobs SET state = 'done', finished_at = ?, lease_until = NULL"
+                     " WHERE id = ?", (self.clock(), job_id))
 
     async def release(self, job_id: str) -> None:
         """Give a leased job back untouched (graceful shutdown): its attempt does not count."""
@@ -289,19 +303,25 @@ class JobQueue:
 
     # -------------------------------------------------------------- journal
 
-    def journal(self, job_id: str) -> "JobJournal":
-        return JobJournal(self.store, job_id, self.clock)
+    def journal(self, job_id: str, *, known: Mapping[str, Any] | None = None) -> "JobJournal":
+        """The job's journal. `known`: every step on disk as read at lease (`Job.done_steps`);
+        the lease holds the job, so only this journal adds steps and reads need no query."""
+        return JobJournal(self.store, job_id, self.clock, known)
 
 
 class JobJournal:
     """The StepJournal of one job, on disk (plugin.vendors.StepJournal)."""
 
-    def __init__(self, store: Store, job_id: str, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, job_id: str, clock: Callable[[], float],
+                 known: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.job_id = job_id
         self.clock = clock
+        self._known = dict(known) if known is not None else None
 
     async def get(self, step: str) -> Mapping[str, Any] | None:
+        if self._known is not None:
+            return self._known.get(step)
         row = await self.store.run(lambda conn: conn.execute(
             "SELECT data FROM journal WHERE job_id = ? AND step = ?",
             (self.job_id, step)).fetchone())
@@ -313,3 +333,5 @@ class JobJournal:
         await self.store.run(lambda conn: conn.execute(
             "INSERT OR REPLACE INTO journal (job_id, step, data, at) VALUES (?,?,?,?)",
             (self.job_id, step, payload, now)))
+        if self._known is not None:
+            self._known[step] = json.loads(payload)

@@ -221,8 +221,7 @@ class Worker:
                 return await self.queue.retry(job, reason=exc.reason, delay=exc.retry_after,
                                               count_attempt=False)
             except TicketClosedError as exc:
-                await self._record(job, tenant, None, tier, (), f"terminal:{exc.reason}", {})
-                await self.queue.ack(job.id)
+                await self._finish(job, tenant, None, tier, (), f"terminal:{exc.reason}", {})
                 log.info("job_terminal", reason=exc.reason)
                 return "done"
             except PermanentVendorError as exc:
@@ -263,8 +262,7 @@ class Worker:
 
         if ref.event == "feedback":
             kind = self.pipeline.feedback_kind(ref, ticket, tenant)
-            await self._record(job, tenant, None, "none", (), f"feedback:{kind or 'none'}", timings)
-            await self.queue.ack(job.id)
+            await self._finish(job, tenant, None, "none", (), f"feedback:{kind or 'none'}", timings)
             log.info("feedback_recorded", kind=kind)
             return "done"
 
@@ -283,7 +281,7 @@ class Worker:
         if tier != "none" and tenant.wellbeing.enabled:
             rota = await self._quick(lambda: rota_for(tenant, tier, client, self.crisis_load,
                                                       time.time()))
-        journal = self.queue.journal(job.id)
+        journal = self.queue.journal(job.id, known=job.done_steps)
         # If an earlier attempt of this very job already wrote some steps (say the tags with the
         # marker, then crashed before the note), plan against the ticket as it was before our
         # own writes, so the same plan comes out and `apply` finishes only the missing steps.
@@ -317,16 +315,16 @@ class Worker:
                     max(0.0, time.time() - job.received_at))
         timings["total"] = _ms(started)
         country = resolve_country(locale, ticket.requester_time_zone, tenant.default_country)
-        await self._record(job, tenant, assessment, tier, actions, outcome, timings, country)
-        await self.queue.ack(job.id)
+        await self._finish(job, tenant, assessment, tier, actions, outcome, timings, country)
         log.info("job_done", tier=tier, score=round(assessment.score, 3),
                  rules=list(assessment.rule_ids), actions=list(actions), outcome=outcome,
                  timings_ms=timings)
         return "done"
 
-    async def _record(self, job: Job, tenant: TenantConfig, assessment: Assessment | None,
+    async def _finish(self, job: Job, tenant: TenantConfig, assessment: Assessment | None,
                       tier: Tier, actions: tuple[str, ...], outcome: str,
                       timings: dict[str, float], country: str | None = None) -> None:
+        """Ack the job and write its audit row, in one transaction."""
         ref = job.ref
         decision = Decision(
             tenant_id=tenant.id, vendor=ref.vendor, ticket_id=ref.ticket_id,
@@ -338,7 +336,7 @@ class Worker:
             language=assessment.language if assessment else "und",
             actions=actions, outcome=outcome, received_at=job.received_at,
             decided_at=time.time(), timings_ms=timings, country=country)
-        await self.audit.record(decision)
+        await self.queue.complete(job.id, decision, self.audit)
         if self.metrics is not None:
             self.metrics.decisions.labels(ref.vendor, tier, outcome.split(":")[0]).inc()
 

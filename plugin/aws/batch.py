@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import PayloadError
 from ..logging import bound, get_logger
-from ..model import TicketRef
+from ..model import Decision, TicketRef
 from ..queue import UNSCREENED_PRIORITY, Job, priority_for_tier, ref_from_json
 from ..worker import Pipeline, VendorClients, Worker
 from .enqueue import MESSAGE_VERSION, PRIOR_ATTEMPTS, PRIORITY, message_attributes
@@ -136,10 +136,16 @@ class SqsBatchQueue:
     async def ack(self, job_id: str) -> None:
         self._settled.add(job_id)
 
+    async def complete(self, job_id: str, decision: Decision, audit: Any) -> None:
+        """The audit item (DynamoAuditLog: keyed by job id, so a retry rewrites it), then ack."""
+        await audit.record(decision)
+        await self.ack(job_id)
+
     async def set_priority(self, job_id: str, priority: int) -> None:
         self._priority[job_id] = priority
 
-    def journal(self, job_id: str) -> DynamoStepJournal:
+    def journal(self, job_id: str, *, known: Mapping[str, Any] | None = None) -> DynamoStepJournal:
+        # Jobs built from SQS records carry no snapshot (done_steps None): always read DynamoDB.
         return DynamoStepJournal(self.settings, self.clients, job_id, self.clock)
 
     async def retry(self, job: Job, *, reason: str, delay: float | None = None,

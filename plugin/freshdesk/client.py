@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from plugin import __version__
+from plugin.http_transport import AiohttpTransport
 from plugin.config import TenantConfig
 from plugin.errors import (
     ConfigError,
@@ -149,7 +150,7 @@ class FreshdeskClient:
             timeout=context.timeout_seconds,
             headers={"Accept": "application/json", "User-Agent": f"careroute/{__version__}"},
             follow_redirects=False,
-            transport=transport,
+            transport=transport or AiohttpTransport(),
         )
 
     async def aclose(self) -> None:

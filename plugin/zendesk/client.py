@@ -34,6 +34,7 @@ from ..model import (
     find_note_markers,
     note_marker,
 )
+from ..http_transport import AiohttpTransport
 from ..vendors import ClientContext, Replan, StepJournal
 from . import responses
 from .auth import credentials_for
@@ -66,7 +67,7 @@ class ZendeskClient:
             headers["X-Zendesk-Marketplace-Organization-Id"] = tenant.marketplace.organization_id
             headers["X-Zendesk-Marketplace-App-Id"] = tenant.marketplace.app_id
         self._http = httpx.AsyncClient(base_url=tenant.api_base_url, headers=headers,
-                                       timeout=context.timeout_seconds, transport=transport,
+                                       timeout=context.timeout_seconds, transport=transport or AiohttpTransport(),
                                        follow_redirects=False)
         self._credentials = credentials_for(tenant, context.token_store, self._request_tokens)
 

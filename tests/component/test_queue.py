@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 
 import pytest
@@ -170,6 +171,49 @@ async def test_journal_survives_reopen(tmp_path, clock):
     assert await q.journal(result.job_id).get("ticket") == {"tags": ["a"]}
     assert await q.journal(result.job_id).get("note") is None
     await store.close()
+
+
+async def test_lease_reads_the_journal_so_a_retry_sees_its_earlier_steps(queue, clock):
+    result = await queue.enqueue(ref("1"))
+    first = await queue.lease()
+    assert first.done_steps == {}
+    journal = queue.journal(first.id, known=first.done_steps)
+    await journal.put("update", {"actions": ["tag"]})
+    assert await journal.get("update") == {"actions": ["tag"]}  # write-through snapshot
+    await queue.retry(first, reason="vendor 503", delay=0)
+    second = await queue.lease()
+    assert second.id == result.job_id
+    assert second.done_steps == {"update": {"actions": ["tag"]}}
+    assert await queue.journal(second.id, known=second.done_steps).get("update") == {
+        "actions": ["tag"]}
+
+
+async def test_complete_commits_the_audit_row_and_the_ack_together(queue, store, clock):
+    from plugin.audit import AuditLog
+    from plugin.model import Decision
+
+    result = await queue.enqueue(ref("7"))
+    job = await queue.lease()
+    decision = Decision(tenant_id="acme", vendor="zendesk", ticket_id="7", delivery_id="d-7",
+                        job_id=job.id, event="created", tier="high", score=0.7, rule_ids=("r",),
+                        categories=("passive_ideation",), flags=(), language="en",
+                        actions=("tag",), outcome="applied", received_at=clock(),
+                        decided_at=clock(), timings_ms={})
+    audit = AuditLog(store)
+    await queue.complete(job.id, decision, audit)
+    assert (await queue.counts())["done"] == 1
+    assert (await audit.latest_for_ticket("acme", "7"))["tier"] == "high"
+
+    # A failing audit insert rolls the ack back: the job stays leased and comes back.
+    await queue.enqueue(ref("8"))
+    other = await queue.lease()
+    broken = dataclasses.replace(decision, job_id=other.id, ticket_id="8",
+                                 tier=None)  # NOT NULL column: the insert fails
+    with pytest.raises(sqlite3.IntegrityError):
+        await queue.complete(other.id, broken, audit)
+    counts = await queue.counts()
+    assert counts["done"] == 1 and counts["leased"] == 1
+    assert result.job_id != other.id
 
 
 async def test_purge_keeps_recent_done_jobs_for_dedupe(queue, clock):
