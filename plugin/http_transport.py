@@ -18,6 +18,7 @@ from typing import AsyncIterator
 
 import aiohttp
 import httpx
+import yarl
 
 # Keep-alive connections per client (one client per tenant): enough for the worker's concurrency.
 DEFAULT_CONNECTION_LIMIT = 32
@@ -63,7 +64,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body = await request.aread()
         try:
             response = await self._session_for_loop().request(
-                request.method, str(request.url), headers=request.headers.multi_items(), data=body or None,
+                # As httpx encoded it: aiohttp must not re-quote what a signature may cover.
+                request.method, yarl.URL(str(request.url), encoded=True),
+                # The body is read whole above, so it goes with a Content-Length, not chunked.
+                headers=[(name, value) for name, value in request.headers.multi_items()
+                         if name.lower() != "transfer-encoding"],
+                data=body or None,
                 allow_redirects=False, compress=None, skip_auto_headers=("Content-Type",),
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=timeout.get("connect"),
