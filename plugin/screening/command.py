@@ -2,7 +2,8 @@
 
     careroute screen TEXT [--locale LL]
     careroute screen --jsonl IN [--out OUT]      {"id","text","locale"?} → {"id","tier","score","signals"}
-    careroute screen --eval LABELLED.jsonl       table per source and language, with two baselines
+    careroute screen --eval LABELLED.jsonl       table per source and language: CareRoute, its
+                                                 rules alone, and two baselines
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def _run_eval(path: str) -> int:
         return 2
     systems: dict[str, evaluation.Predictor] = {
         "careroute": evaluation.careroute_tier,
+        "rules-only": evaluation.rules_only_tier,
         "keywords": evaluation.naive_keyword_tier,
     }
     vader = evaluation.vader_predictor()

@@ -1,7 +1,8 @@
 """screen(): ticket text → Assessment. Pure, deterministic, offline.
 
 Pipeline: HTML → plain text; quoted lines blanked; canonical form; quoted history and signature
-cut off; language guessed; rules whose required strings occur are run; scope modifiers; score.
+cut off; language guessed; rules whose required strings occur are run; scope modifiers; score;
+then the word model (learned.py) may raise the tier when the wording as a whole reads as risk.
 Offsets are only mapped back to the original text when something matched (the rare case), so
 ordinary tickets take the short path.
 """
@@ -11,12 +12,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from plugin.model import Assessment, Signal
-from plugin.screening import rulebook, scope, scoring
+from plugin.model import Assessment, Signal, tier_rank
+from plugin.screening import learned, rulebook, scope, scoring
 from plugin.screening.incoming import blank_quoted_lines, html_to_text, looks_like_html
 from plugin.screening.normalise import normalise, normalise_mapped
 
 BOOK = rulebook.load()
+MODEL = learned.WordModel.load()
+# Where in its tier's band a model-raised score lands: higher the surer the model is.
+MODEL_BAND = 0.10
+MODEL_CATEGORY = "model_wording"
+_SCOPED_OUT = frozenset({"negated", "hypothetical", "historical"})
 _MIN_LANGUAGE_HITS = 2
 _MIXED_SHARE = 0.4
 # A sentence is in a language when that language has at least _MIN_LANGUAGE_HITS of its
@@ -129,13 +135,86 @@ def _span_in_original(text: str, plain: str, plain_origin: list[int] | None,
     return raw_start, raw_end
 
 
+def canonical_text(text: str, book: rulebook.Rulebook = BOOK) -> str:
+    """The customer's new words in canonical form: what rules and the word model read."""
+    return _cut(normalise(_screened_part(text)[0]), book)
+
+
 def screen(text: str, *, locale: str | None = None) -> Assessment:
-    """Screen one ticket text for risk signals. See rules/README.md for what the rules mean."""
+    """Screen one ticket text for risk signals: the rules, then the word model's second opinion,
+    which can raise the tier but never lower it. See rules/README.md for what the rules mean."""
     book = BOOK
     if not text or text.isspace():
         return Assessment(tier="none", score=0.0, language=_locale_language(locale, book) or "und")
     plain, plain_origin = _screened_part(text)
     canonical = _cut(normalise(plain), book)
+    by_rules, scoped_out = _screen_by_rules(text, plain, plain_origin, canonical, locale, book)
+    view = learned.opinion(MODEL, _blank(canonical, scoped_out))
+    asked = view.raises_to
+    if asked == "imminent" and tier_rank(by_rules.tier) >= tier_rank("high"):
+        # The rules read an explicit statement and judged its acuity (C-SSRS combinations,
+        # "last month" capping an attempt at high): the word model does not overrule that.
+        return by_rules
+    if asked == "none" or tier_rank(by_rules.tier) >= tier_rank(asked):
+        return by_rules
+    return _raised_by_model(by_rules, view, text, plain, plain_origin)
+
+
+def screen_by_rules(text: str, *, locale: str | None = None) -> Assessment:
+    """The rules' assessment alone, without the word model (evaluation, tests)."""
+    book = BOOK
+    if not text or text.isspace():
+        return Assessment(tier="none", score=0.0, language=_locale_language(locale, book) or "und")
+    plain, plain_origin = _screened_part(text)
+    canonical = _cut(normalise(plain), book)
+    return _screen_by_rules(text, plain, plain_origin, canonical, locale, book)[0]
+
+
+def _blank(canonical: str, spans: list[tuple[int, int]]) -> str:
+    """`canonical` with `spans` replaced by spaces: statements the rules read as negated,
+    hypothetical or past ("I'm not going to hurt myself over a parcel") are no evidence for the
+    word model, which cannot tell a negation from the statement it negates."""
+    if not spans:
+        return canonical
+    chars = list(canonical)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def _margin(probability: float, threshold: float) -> float:
+    return min(1.0, max(0.0, (probability - threshold) / max(1e-9, 1.0 - threshold)))
+
+
+def _raised_by_model(by_rules: Assessment, view: learned.Opinion, text: str, plain: str,
+                     plain_origin: list[int] | None) -> Assessment:
+    """`by_rules` lifted to the tier the word model asks for, its evidence added as signals."""
+    if view.raises_to == "imminent":
+        lifted = scoring.IMMINENT + MODEL_BAND * _margin(view.imminent, MODEL.imminent.threshold)
+    else:
+        lifted = scoring.HIGH + MODEL_BAND * _margin(view.at_risk, MODEL.at_risk.threshold)
+    score = round(max(by_rules.score, lifted), 4)
+    flags = set(by_rules.flags)
+    if view.third_party >= MODEL.third_party.threshold:
+        flags.add("third_party")
+    _, canonical_origin = normalise_mapped(plain)
+    evidence = []
+    for feature, start, end, weight in view.evidence:
+        raw_start, raw_end = _span_in_original(text, plain, plain_origin, canonical_origin,
+                                               start, end)
+        evidence.append(Signal(rule=f"model.{view.raises_to}", category=MODEL_CATEGORY,
+                               language=by_rules.language, start=raw_start, end=raw_end,
+                               weight=round(weight, 4),
+                               flags=frozenset(flags & {"third_party"})))
+    signals = tuple(sorted((*by_rules.signals, *evidence), key=lambda s: (s.start, s.rule)))
+    return Assessment(tier=scoring.tier_of(score), score=score, signals=signals,
+                      flags=frozenset(flags), language=by_rules.language)
+
+
+def _screen_by_rules(text: str, plain: str, plain_origin: list[int] | None, canonical: str,
+                     locale: str | None, book: rulebook.Rulebook
+                     ) -> tuple[Assessment, list[tuple[int, int]]]:
+    """The rules' assessment, and the canonical spans they read as negated, hypothetical or past."""
     hits = _stopword_hits(canonical, book)
     hinted = _locale_language(locale, book)
     language = _pick_language(hits, hinted)
@@ -165,7 +244,7 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
             matches += [match for match in foreign if match[0].language in extra]
     if not matches:
         # Circumstance words alone (a time, a medication name, a cancellation) never count.
-        return Assessment(tier="none", score=0.0, language=language)
+        return Assessment(tier="none", score=0.0, language=language), []
     matches += [
         (rule, m.start(), m.end())
         for rule in candidates if rule.supporting
@@ -173,8 +252,9 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     ]
 
     findings = scope.apply(book, canonical, matches, active, language)
+    scoped_out = [(f.start, f.end) for f in findings if f.flags & _SCOPED_OUT]
     if not findings:
-        return Assessment(tier="none", score=0.0, language=language)
+        return Assessment(tier="none", score=0.0, language=language), scoped_out
     value = scoring.score(findings)
     _, canonical_origin = normalise_mapped(plain)
     signals = []
@@ -191,4 +271,4 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
         ))
     flags = frozenset().union(*(f.flags for f in findings))
     return Assessment(tier=scoring.tier_of(value), score=value, signals=tuple(signals),
-                      flags=flags, language=language)
+                      flags=flags, language=language), scoped_out

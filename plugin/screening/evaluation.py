@@ -120,6 +120,13 @@ def careroute_tier(text: str, locale: str | None = None) -> str:
     return screen(text, locale=locale).tier
 
 
+def rules_only_tier(text: str, locale: str | None = None) -> str:
+    """CareRoute's rules without the word model: shows what each part contributes."""
+    from plugin.screening.engine import screen_by_rules
+
+    return screen_by_rules(text, locale=locale).tier
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     group: str

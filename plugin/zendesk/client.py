@@ -35,6 +35,7 @@ from ..model import (
     note_marker,
 )
 from ..http_transport import AiohttpTransport
+from ..resources.country import country_from_locale
 from ..vendors import ClientContext, Replan, StepJournal
 from . import responses
 from .auth import credentials_for
@@ -185,7 +186,13 @@ class ZendeskClient:
         response = await self._send("GET", TICKET, path={"ticket_id": ref.ticket_id})
         fields = responses.parse_ticket(_json_or_none(response))
         comments = await self._comments(ref.ticket_id)
-        requester = await self._requester(fields["requester_id"])
+        hinted_locale = ref.hints.get("requester_locale")
+        if country_from_locale(hinted_locale):
+            # The webhook already said the requester's locale with its region: the user record
+            # would add only a time zone, which country resolution no longer needs.
+            requester: dict[str, Any] = {"locale": hinted_locale}
+        else:
+            requester = await self._requester(fields["requester_id"])
         markers: set[str] = set()
         for comment in comments:
             if not comment.public:

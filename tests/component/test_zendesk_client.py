@@ -72,6 +72,26 @@ async def test_fetch_reads_ticket_first_comment_and_requester() -> None:
     assert TEXT not in repr(ticket)
 
 
+async def test_fetch_skips_the_user_read_when_the_webhook_gave_a_locale_with_a_region() -> None:
+    async with running_sandbox() as sandbox:
+        ticket_id = customer_ticket(sandbox.state, TEXT, locale="en", time_zone="London")
+        requester = f"/api/v2/users/{sandbox.state.tickets[ticket_id].requester_id}"
+        client = make_client(api_token_tenant(sandbox.url))
+        try:
+            hinted = await client.fetch(ref_for(ticket_id, hints={"requester_locale": "en-IE"}))
+            after_hinted = [e.path for e in sandbox.state.log.entries]
+            bare = await client.fetch(ref_for(ticket_id, hints={"requester_locale": "en"}))
+            after_bare = [e.path for e in sandbox.state.log.entries]
+        finally:
+            await client.aclose()
+    # A region in the hint settles the country: the user record is not read.
+    assert not any(p.startswith(requester) for p in after_hinted)
+    assert hinted.requester_locale == "en-IE" and hinted.requester_time_zone is None
+    # Without a region, the user's own locale and time zone are read.
+    assert any(p.startswith(requester) for p in after_bare[len(after_hinted):])
+    assert bare.requester_locale == "en" and bare.requester_time_zone == "Europe/London"
+
+
 async def test_fetch_comment_event_reads_that_comment_or_the_latest_requester_message() -> None:
     async with running_sandbox() as sandbox:
         ticket_id = customer_ticket(sandbox.state, "My card was charged twice.")

@@ -1,0 +1,199 @@
+"""The word model: a second opinion that reads wording the rules do not list.
+
+Rules catch phrasings; people in crisis find new ones ("make sure the cat goes to my sister,
+I won't be here for the renewal"). Two logistic regressions over the ticket's words and word
+pairs — one for "at risk" (high or imminent), one for "imminent" — were trained on labelled
+helpdesk tickets in the seven languages (`plugin/screening/training/`, `python -m
+plugin.screening.train`). Their weights are data in `rules/learned.json`: no library, no download,
+the same answer every time.
+
+The model can only raise a tier, never lower what a rule found, and it says why: the word
+pairs that weighed most become the assessment's signals, with their spans in the text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from itertools import chain, islice
+from typing import Iterator
+
+MODEL_PATH = Path(__file__).parent / "rules" / "learned.json"
+# Letters only: `normalise` already folded accents (ñ → n, ß → ss) and digits or symbols that
+# stood for letters ("k!ll" → "kill"); order numbers and prices carry no meaning here. Words
+# in other scripts are skipped: the seven languages' vocabulary has none.
+_WORD = re.compile(r"[a-z_]+")
+# Negation marking (Das & Chen 2001): up to NEGATION_REACH words after a negator, to the next
+# punctuation, become "not_word". "je ne veux pas mourir" then carries "not_mourir", not
+# "mourir"; "I don't want to live" carries "not_live", which training learned as risk.
+NEGATORS = (
+    "not no never nothing nobody dont doesnt didnt wont cant cannot isnt arent wasnt werent "
+    "havent hasnt wouldnt couldnt shouldnt "  # en (apostrophes are gone in canonical text)
+    "nunca jamas ni tampoco nada nadie "       # es (+ "no")
+    "nao nem "                                  # pt (+ "nunca", "jamais")
+    "ne pas jamais aucun aucune rien personne "  # fr
+    "non mai nessun nessuno niente "            # it
+    "nicht kein keine keinen keiner nie niemals nichts niemand "  # de
+    "niet geen noit nimer niets niemand"        # nl ("nooit"/"nimmer" after collapsing runs)
+).split()
+NEGATION_REACH = 5
+_NEGATION_SCOPE = re.compile(
+    r"(?<![a-z_])(?:" + "|".join(sorted(set(NEGATORS), key=len, reverse=True)) + r")(?![a-z_])"
+    r"((?:[^a-z_.,;:!?\n]+[a-z_]+){0,%d})" % NEGATION_REACH)
+_SCOPE_WORD = re.compile(r"[a-z_]+")
+# Features are plain strings: "word" and "word word".
+
+
+def mark_negation(canonical: str) -> str:
+    """`canonical` with the words in each negation's reach prefixed "not_" (same letters after)."""
+    return _NEGATION_SCOPE.sub(_mark_scope, canonical)
+
+
+def _mark_scope(match: re.Match[str]) -> str:
+    scope_start = match.start(1) - match.start()
+    whole = match.group()
+    return whole[:scope_start] + _SCOPE_WORD.sub(r"not_\g<0>", match.group(1))
+
+
+def features(canonical: str) -> Iterator[tuple[str, int, int]]:
+    """(feature, start, end) for every word and adjacent word pair, spans in `canonical`."""
+    tokens: list[tuple[str, int, int]] = []
+    for match in _WORD.finditer(canonical):
+        tokens.append((match.group(), match.start(), match.end()))
+    scopes = [(m.start(1), m.end(1)) for m in _NEGATION_SCOPE.finditer(canonical)]
+    for index, (word, start, end) in enumerate(tokens):
+        if any(a <= start and end <= b for a, b in scopes):
+            tokens[index] = ("not_" + word, start, end)
+    previous: tuple[str, int, int] | None = None
+    for word, start, end in tokens:
+        yield word, start, end
+        if previous is not None:
+            yield f"{previous[0]} {word}", previous[1], end
+        previous = (word, start, end)
+
+
+def words_of(canonical: str) -> list[str]:
+    """The words features are made of (negation marked): the fast form of `features`."""
+    return _WORD.findall(mark_negation(canonical))
+
+
+def word_pairs(words: list[str]) -> Iterator[str]:
+    return map(" ".join, zip(words, islice(words, 1, None)))
+
+
+# Long texts carry more words, so more chances to add weight: beyond REFERENCE_WORDS each
+# feature counts 1/sqrt(length share), in training as here. Without this, long forum posts
+# about the topic outscored short tickets from people at risk.
+REFERENCE_WORDS = 60
+
+
+# A one-line message gives the model few words to weigh, and a look-alike shares most of them
+# with a crisis message ("After I send this I'm going to bed"). Below SHORT_TEXT_WORDS words it
+# must be surer; short explicit statements are the rules' strength anyway.
+SHORT_TEXT_WORDS = 20
+SHORT_TEXT_THRESHOLD = 0.9
+
+
+def length_scale(word_count: int) -> float:
+    return 1.0 / math.sqrt(max(1.0, word_count / REFERENCE_WORDS))
+
+
+@dataclass(frozen=True)
+class Head:
+    """One logistic regression: P(label | text) = sigmoid(bias + Σ weight of present features)."""
+
+    bias: float
+    threshold: float
+    weights: dict[str, float]
+
+    def logit(self, known: frozenset[str], scale: float) -> float:
+        """`known`: the text's features in the model's vocabulary (every head has them all)."""
+        return self.bias + scale * sum(map(self.weights.__getitem__, known))
+
+
+@dataclass(frozen=True)
+class WordModel:
+    at_risk: Head
+    imminent: Head
+    third_party: Head  # among at-risk texts: is the person at risk someone else?
+    trained_on: int
+    vocabulary: frozenset[str]
+    training_digest: str = ""
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> "WordModel":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        vocabulary = sorted({str(k) for h in data["heads"].values() for k in h["weights"]})
+        # Every head gets every feature (0.0 where training pruned it): one intersection with
+        # the vocabulary then serves all heads without a lookup that can miss.
+        heads = {name: Head(bias=float(h["bias"]), threshold=float(h["threshold"]),
+                            weights={k: float(h["weights"].get(k, 0.0)) for k in vocabulary})
+                 for name, h in data["heads"].items()}
+        return cls(at_risk=heads["at_risk"], imminent=heads["imminent"],
+                   third_party=heads["third_party"], trained_on=int(data["trained_on"]),
+                   vocabulary=frozenset(vocabulary),
+                   training_digest=str(data.get("training_digest", "")))
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """What the word model thinks of one text."""
+
+    at_risk: float      # probability, 0..1
+    imminent: float     # probability, 0..1
+    third_party: float  # probability that the person at risk is not the writer, 0..1
+    raises_to: str      # "none", "high" or "imminent": the least tier the model asks for
+    # The phrases that weighed most for "at risk": ("phrase", start, end, weight), in text order;
+    # canonical offsets. Filled only when the model raises the tier (the rare case).
+    evidence: tuple[tuple[str, int, int, float], ...] = ()
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def opinion(model: WordModel, canonical: str, *, evidence: int = 3) -> Opinion:
+    """The model's view of `canonical` (the normalised, history-cut ticket text)."""
+    words = words_of(canonical)
+    known = model.vocabulary.intersection(chain(words, word_pairs(words)))
+    scale = length_scale(len(words))
+    at_risk = _sigmoid(model.at_risk.logit(known, scale))
+    imminent = _sigmoid(model.imminent.logit(known, scale))
+    threshold = model.at_risk.threshold
+    if len(words) < SHORT_TEXT_WORDS:
+        threshold = max(threshold, SHORT_TEXT_THRESHOLD)
+    if at_risk < threshold:
+        return Opinion(at_risk=at_risk, imminent=imminent, third_party=0.0, raises_to="none")
+    third_party = _sigmoid(model.third_party.logit(known, scale))
+    raises_to = "imminent" if imminent >= model.imminent.threshold else "high"
+    spans: dict[str, tuple[int, int]] = {}
+    for feature, start, end in features(canonical):
+        spans.setdefault(feature, (start, end))
+    return Opinion(at_risk=at_risk, imminent=imminent, third_party=third_party,
+                   raises_to=raises_to, evidence=_evidence(model, spans, evidence))
+
+
+def _evidence(model: WordModel, spans: dict[str, tuple[int, int]],
+              count: int) -> tuple[tuple[str, int, int, float], ...]:
+    """The `count` heaviest phrases for "at risk": the heaviest features, with overlapping
+    ones ("wont be", "be here") joined into one phrase whose weight is their sum."""
+    weights = model.at_risk.weights
+    heaviest = sorted(((weights[f], f) for f in spans if weights.get(f, 0.0) > 0.0),
+                      reverse=True)[:count * 2]
+    phrases: list[list] = []  # [start, end, weight]
+    for weight, feature in sorted(heaviest, key=lambda wf: spans[wf[1]]):
+        start, end = spans[feature]
+        if phrases and start <= phrases[-1][1]:
+            phrases[-1][1] = max(phrases[-1][1], end)
+            phrases[-1][2] += weight
+        else:
+            phrases.append([start, end, weight])
+    phrases.sort(key=lambda p: -p[2])
+    return tuple(("phrase", start, end, round(weight, 4))
+                 for start, end, weight in sorted(phrases[:count]))

