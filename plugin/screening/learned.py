@@ -77,7 +77,16 @@ def features(canonical: str) -> Iterator[tuple[str, int, int]]:
 
 def words_of(canonical: str) -> list[str]:
     """The words features are made of (negation marked): the fast form of `features`."""
-    return _WORD.findall(mark_negation(canonical))
+    words: list[str] = []
+    findall = _WORD.findall
+    done = 0
+    for scope in _NEGATION_SCOPE.finditer(canonical):
+        start, end = scope.span(1)
+        words += findall(canonical, done, start)
+        words += ["not_" + word for word in findall(canonical, start, end)]
+        done = end
+    words += findall(canonical, done)
+    return words
 
 
 def word_pairs(words: list[str]) -> Iterator[str]:

@@ -145,6 +145,14 @@ def test_features_are_words_and_word_pairs_with_spans() -> None:
     assert all(" " not in f or len(f.split()) == 2 for f in found)
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_fast_word_list_matches_the_one_with_spans(language: str) -> None:
+    for case in load_cases(language):
+        canonical = canonical_text(case["text"])
+        assert learned.words_of(canonical) == [
+            f for f, _, _ in learned.features(canonical) if " " not in f], case["id"]
+
+
 def test_negation_reaches_five_words_and_stops_at_punctuation() -> None:
     marked = learned.mark_negation("i dont want to live like this anymore. cancel it")
     assert marked == ("i dont not_want not_to not_live not_like not_this anymore."
