@@ -89,6 +89,8 @@ class JobQueue:
         self._flush_task: asyncio.Task[None] | None = None
         self._last_served: dict[str, float] = {}
         self._serve_counter = 0.0
+        # Priorities of leased jobs noted by the worker, written with the job's next write.
+        self._noted_priority: dict[str, int] = {}
         # Set whenever a job may have become ready (enqueue, retry, release).
         self.ready = asyncio.Event()
 
@@ -202,10 +204,13 @@ class JobQueue:
     # ------------------------------------------------------------ outcomes
 
     async def ack(self, job_id: str) -> None:
+        self._noted_priority.pop(job_id, None)
         await self.store.run(lambda conn: self._mark_done(conn, job_id))
 
     async def complete(self, job_id: str, decision: Decision, audit: AuditLog) -> None:
         """Write the job's audit row and mark it done, in one transaction."""
+        self._noted_priority.pop(job_id, None)
+
         def finish(conn: sqlite3.Connection) -> None:
             audit.insert(conn, decision)
             self._mark_done(conn, job_id)
@@ -218,9 +223,10 @@ class JobQueue:
 
     async def release(self, job_id: str) -> None:
         """Give a leased job back untouched (graceful shutdown): its attempt does not count."""
+        noted = self._noted_priority.pop(job_id, None)
         await self.store.run(lambda conn: conn.execute(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL,"
-            " attempts = MAX(0, attempts - 1) WHERE id = ? AND state = 'leased'", (job_id,)))
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, priority = COALESCE(?, priority),"
+            " attempts = MAX(0, attempts - 1) WHERE id = ? AND state = 'leased'", (noted, job_id)))
         self.ready.set()
 
     def backoff(self, attempts: int) -> float:
@@ -236,6 +242,8 @@ class JobQueue:
             return "dead"
         wait = self.backoff(job.attempts) if delay is None else max(0.0, delay)
         undo = 0 if count_attempt else 1
+        noted = self._noted_priority.pop(job.id, None)
+        priority = priority if priority is not None else noted
         # None keeps the stored priority: the worker may have raised it (screened as a crisis)
         # after the lease, and a retry must not undo that.
         await self.store.run(lambda conn: conn.execute(
@@ -249,7 +257,14 @@ class JobQueue:
         await self.store.run(lambda conn: conn.execute(
             "UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id)))
 
+    async def note_priority(self, job_id: str, priority: int) -> None:
+        """The priority of a job this process holds the lease of, written with the job's next
+        write (its plan journal entry, a retry, its completion) instead of a commit of its own.
+        Lost only if the process dies before that write: the job then comes back unscreened."""
+        self._noted_priority[job_id] = priority
+
     async def dead_letter(self, job_id: str, reason: str) -> None:
+        self._noted_priority.pop(job_id, None)
         now = self.clock()
         await self.store.run(lambda conn: conn.execute(
             "UPDATE jobs SET state = 'dead', finished_at = ?, lease_until = NULL, last_error = ?"
@@ -306,18 +321,20 @@ class JobQueue:
     def journal(self, job_id: str, *, known: Mapping[str, Any] | None = None) -> "JobJournal":
         """The job's journal. `known`: every step on disk as read at lease (`Job.done_steps`);
         the lease holds the job, so only this journal adds steps and reads need no query."""
-        return JobJournal(self.store, job_id, self.clock, known)
+        return JobJournal(self.store, job_id, self.clock, known, self._noted_priority)
 
 
 class JobJournal:
     """The StepJournal of one job, on disk (plugin.vendors.StepJournal)."""
 
     def __init__(self, store: Store, job_id: str, clock: Callable[[], float],
-                 known: Mapping[str, Any] | None = None) -> None:
+                 known: Mapping[str, Any] | None = None,
+                 noted_priority: dict[str, int] | None = None) -> None:
         self.store = store
         self.job_id = job_id
         self.clock = clock
         self._known = dict(known) if known is not None else None
+        self._noted_priority = noted_priority if noted_priority is not None else {}
 
     async def get(self, step: str) -> Mapping[str, Any] | None:
         if self._known is not None:
@@ -330,8 +347,14 @@ class JobJournal:
     async def put(self, step: str, data: Mapping[str, Any]) -> None:
         payload = json.dumps(dict(data), separators=(",", ":"), sort_keys=True)
         now = self.clock()
-        await self.store.run(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO journal (job_id, step, data, at) VALUES (?,?,?,?)",
-            (self.job_id, step, payload, now)))
+        priority = self._noted_priority.pop(self.job_id, None)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO journal (job_id, step, data, at) VALUES (?,?,?,?)",
+                         (self.job_id, step, payload, now))
+            if priority is not None:
+                conn.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, self.job_id))
+
+        await self.store.run(lambda conn: transaction(conn, write))
         if self._known is not None:
             self._known[step] = json.loads(payload)

@@ -274,8 +274,9 @@ class Worker:
             self.metrics.screen_seconds.observe(timings["screen"] / 1000.0)
         tier = self.pipeline.tier_for_tenant(assessment, tenant)
         if tier != "none":
-            # A retry of this job (rate limit, outage) must still go before ordinary ones.
-            await self.queue.set_priority(job.id, priority_for_tier(tier))
+            # A retry of this job (rate limit, outage) must still go before ordinary ones. The
+            # queue writes it with the job's next write (its plan, a retry), not a commit alone.
+            await self.queue.note_priority(job.id, priority_for_tier(tier))
 
         rota = None
         if tier != "none" and tenant.wellbeing.enabled:

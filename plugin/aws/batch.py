@@ -144,6 +144,10 @@ class SqsBatchQueue:
     async def set_priority(self, job_id: str, priority: int) -> None:
         self._priority[job_id] = priority
 
+    async def note_priority(self, job_id: str, priority: int) -> None:
+        # Already kept in memory and sent with the message's next visibility change or re-send.
+        self._priority[job_id] = priority
+
     def journal(self, job_id: str, *, known: Mapping[str, Any] | None = None) -> DynamoStepJournal:
         # Jobs built from SQS records carry no snapshot (done_steps None): always read DynamoDB.
         return DynamoStepJournal(self.settings, self.clients, job_id, self.clock)

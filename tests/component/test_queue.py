@@ -270,6 +270,25 @@ async def test_retry_keeps_a_priority_raised_after_the_lease(queue, clock):
     assert (await queue.lease()).ref.ticket_id == "crisis"
 
 
+async def test_a_noted_priority_is_written_with_the_jobs_next_write(queue, store, clock):
+    async def stored_priority(job_id: str) -> int:
+        return (await store.run(lambda conn: conn.execute(
+            "SELECT priority FROM jobs WHERE id = ?", (job_id,)).fetchone()))[0]
+
+    await queue.enqueue(ref("crisis"))
+    job = await queue.lease()
+    await queue.note_priority(job.id, priority_for_tier("imminent"))
+    assert await stored_priority(job.id) == 1  # no commit of its own
+    await queue.journal(job.id, known=job.done_steps).put("plan", {"tier": "imminent"})
+    assert await stored_priority(job.id) == priority_for_tier("imminent")
+
+    await queue.enqueue(ref("high"))
+    other = await queue.lease()
+    await queue.note_priority(other.id, priority_for_tier("high"))
+    await queue.retry(other, reason="vendor 503", delay=0)  # a retry carries it too
+    assert await stored_priority(other.id) == priority_for_tier("high")
+
+
 async def test_enqueue_commits_are_fsynced_and_bookkeeping_is_not(queue, store):
     seen = []
     original = queue._insert_batch
