@@ -158,8 +158,13 @@ def train(examples: Sequence[Example]) -> tuple[dict, dict[str, float]]:
             ("third_party", at_risk_examples, [int(e[2]) for e in at_risk_examples], 0.5)):
         bias, weights = fit(chosen, labels, vocab)
         heads[name] = {"bias": round(bias, 4), "threshold": round(threshold, 4),
-                       "weights": {f: round(w, 4) for f, w in sorted(weights.items())
-                                   if abs(w) >= PRUNE_BELOW}}
+                       "weights": weights}
+    # A feature that matters to any head is kept in every head (a zero weight is dropped).
+    kept = {f for head in heads.values() for f, w in head["weights"].items()
+            if abs(w) >= PRUNE_BELOW}
+    for head in heads.values():
+        head["weights"] = {f: round(w, 4) for f, w in sorted(head["weights"].items())
+                           if f in kept and round(w, 4) != 0.0}
     model = {"version": 1, "trained_on": len(examples), "heads": heads,
              "training_digest": training_digest()}
     return model, figures
