@@ -260,4 +260,15 @@ def serve(settings: ServiceSettings, tenants: TenantDirectory,
                                     max_connections=settings.max_connections)
     app = create_app(service, limits=limits)
     log.info("listening", host=settings.host, port=settings.port)
-    asyncio.run(_serve_until_signalled(app, settings))
+    with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+        runner.run(_serve_until_signalled(app, settings))
+
+
+def _fast_loop_factory():
+    """uvloop's event loop where it is installed (Linux, macOS): the same asyncio API with about
+    a third less overhead per callback, which is most of a ticket's CPU outside its own work."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
