@@ -1,6 +1,6 @@
 """`python -m benchmarks` (`make bench`): every benchmark in one run, then a summary.
 
-Runs screening, ingest, end-to-end, API calls per ticket and memory (the last takes several
+Runs screening, ingest, end-to-end, API calls per ticket, vendor-client CPU and memory (the last takes several
 minutes: 100,000 tickets through `careroute serve`), each writing benchmarks/results/<name>.json,
 then writes benchmarks/results/summary.json with the headline figures, the bars and the machine.
 
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                                       cwd=root).returncode
 
     steps = [("screening", lambda: screening.main([])), ("ingest", fresh("ingest")),
-             ("e2e", fresh("e2e")), ("calls", fresh("calls"))]
+             ("e2e", fresh("e2e")), ("calls", fresh("calls")),
+             ("vendor_client", fresh("vendor_client"))]
     if not args.skip_memory:
         steps.append(("memory", fresh("memory", "--tickets", str(args.memory_tickets))))
     failed = []

@@ -2,7 +2,7 @@
 
 The vendor clients speak httpx (requests, responses, MockTransport in tests), but httpx's own
 connection pool costs 0.6–1.6 ms of CPU a request on this machine, and more the more
-connections it holds, against about 0.1 ms for aiohttp's (`benchmarks/README` → vendor calls).
+connections it holds, against about 0.1 ms for aiohttp's (`python -m benchmarks.vendor_client`).
 At 200 tickets/s with 3–4 vendor calls each, that difference is most of a core. This adapter
 keeps httpx's API and hands the wire to aiohttp, which is already the server's dependency.
 
