@@ -102,8 +102,8 @@ REFERENCE_WORDS = 60
 # A one-line message gives the model few words to weigh, and a look-alike shares most of them
 # with a crisis message ("After I send this I'm going to bed"). Below SHORT_TEXT_WORDS words it
 # must be surer; short explicit statements are the rules' strength anyway.
-SHORT_TEXT_WORDS = 20
-SHORT_TEXT_THRESHOLD = 0.9
+SHORT_TEXT_WORDS = 25
+SHORT_TEXT_THRESHOLD = 0.92
 
 
 def length_scale(word_count: int) -> float:
