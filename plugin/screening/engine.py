@@ -13,8 +13,9 @@ import re
 from collections import Counter
 
 from plugin.model import Assessment, Signal, tier_rank
+from plugin.screening import canonical as canonical_form
 from plugin.screening import learned, rulebook, scope, scoring
-from plugin.screening.incoming import blank_quoted_lines, html_to_text, looks_like_html
+from plugin.screening.canonical import cut as _cut, screened_part as _screened_part
 from plugin.screening.normalise import normalise, normalise_mapped
 
 BOOK = rulebook.load()
@@ -92,30 +93,6 @@ def sentence_languages(canonical: str, book: rulebook.Rulebook) -> set[str]:
     return found
 
 
-def _screened_part(text: str) -> tuple[str, list[int] | None]:
-    """Plain text to screen (same length as its map) and the map to `text` (None = identity)."""
-    if looks_like_html(text):
-        plain, origin = html_to_text(text)
-    else:
-        plain, origin = text, None
-    return blank_quoted_lines(plain), origin
-
-
-def _cut(canonical: str, book: rulebook.Rulebook) -> str:
-    if book.history_cut is None:
-        return canonical
-    # Cues start at a line start: try only those positions (few) instead of scanning.
-    start = 0
-    while start != -1:
-        found = book.history_cut.match(canonical, start)
-        if found is not None:
-            return canonical[: found.start()]
-        start = canonical.find("\n", start)
-        if start != -1:
-            start += 1
-    return canonical
-
-
 def _span_in_original(text: str, plain: str, plain_origin: list[int] | None,
                       canonical_origin: list[int], start: int, end: int) -> tuple[int, int]:
     plain_start = canonical_origin[start]
@@ -137,7 +114,7 @@ def _span_in_original(text: str, plain: str, plain_origin: list[int] | None,
 
 def canonical_text(text: str, book: rulebook.Rulebook = BOOK) -> str:
     """The customer's new words in canonical form: what rules and the word model read."""
-    return _cut(normalise(_screened_part(text)[0]), book)
+    return canonical_form.canonical_text(text, book)
 
 
 def screen(text: str, *, locale: str | None = None) -> Assessment:

@@ -143,11 +143,13 @@ class WordModel:
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "WordModel":
         data = json.loads(path.read_text(encoding="utf-8"))
-        vocabulary = sorted({str(k) for h in data["heads"].values() for k in h["weights"]})
-        # Every head gets every feature (0.0 where training pruned it): one intersection with
-        # the vocabulary then serves all heads without a lookup that can miss.
+        if data.get("version") != 2:
+            raise ValueError(f"{path.name}: unknown model format; run python -m plugin.screening.train")
+        vocabulary = data["features"]
+        # Every head has every feature (0.0 where it does not matter to that head): one
+        # intersection with the vocabulary then serves all heads without a lookup that can miss.
         heads = {name: Head(bias=float(h["bias"]), threshold=float(h["threshold"]),
-                            weights={k: float(h["weights"].get(k, 0.0)) for k in vocabulary})
+                            weights=dict(zip(vocabulary, map(float, h["weights"]))))
                  for name, h in data["heads"].items()}
         return cls(at_risk=heads["at_risk"], imminent=heads["imminent"],
                    third_party=heads["third_party"], trained_on=int(data["trained_on"]),
