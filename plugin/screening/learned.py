@@ -1,9 +1,9 @@
 """The word model: a second opinion that reads wording the rules do not list.
 
 Rules catch phrasings; people in crisis find new ones ("make sure the cat goes to my sister,
-I won't be here for the renewal"). Two logistic regressions over the ticket's words and word
-pairs — one for "at risk" (high or imminent), one for "imminent" — were trained on labelled
-helpdesk tickets in the seven languages (`plugin/screening/training/`, `python -m
+I won't be here for the renewal"). Three logistic regressions over the ticket's words and word
+pairs — "at risk" (high or imminent), "imminent", and, among at-risk texts, "someone else is at
+risk" — were trained on labelled helpdesk tickets in the seven languages (`plugin/screening/training/`, `python -m
 plugin.screening.train`). Their weights are data in `rules/learned.json`: no library, no download,
 the same answer every time.
 
@@ -43,19 +43,7 @@ NEGATION_REACH = 5
 _NEGATION_SCOPE = re.compile(
     r"(?<![a-z_])(?:" + "|".join(sorted(set(NEGATORS), key=len, reverse=True)) + r")(?![a-z_])"
     r"((?:[^a-z_.,;:!?\n]+[a-z_]+){0,%d})" % NEGATION_REACH)
-_SCOPE_WORD = re.compile(r"[a-z_]+")
-# Features are plain strings: "word" and "word word".
-
-
-def mark_negation(canonical: str) -> str:
-    """`canonical` with the words in each negation's reach prefixed "not_" (same letters after)."""
-    return _NEGATION_SCOPE.sub(_mark_scope, canonical)
-
-
-def _mark_scope(match: re.Match[str]) -> str:
-    scope_start = match.start(1) - match.start()
-    whole = match.group()
-    return whole[:scope_start] + _SCOPE_WORD.sub(r"not_\g<0>", match.group(1))
+# Features are plain strings: "word", "not_word" and "word word".
 
 
 def features(canonical: str) -> Iterator[tuple[str, int, int]]:

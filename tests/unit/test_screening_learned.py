@@ -4,6 +4,7 @@ combines it with the rules: it may raise a tier, never lower one, and it says wh
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,9 @@ from plugin.screening import engine, learned, train
 from plugin.screening.engine import canonical_text, screen, screen_by_rules
 
 from tests.unit.test_screening_languages import LANGUAGES, load_cases
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def hand_model(risk: dict[str, float], imminent: dict[str, float] | None = None,
@@ -154,11 +158,21 @@ def test_the_fast_word_list_matches_the_one_with_spans(language: str) -> None:
 
 
 def test_negation_reaches_five_words_and_stops_at_punctuation() -> None:
-    marked = learned.mark_negation("i dont want to live like this anymore. cancel it")
-    assert marked == ("i dont not_want not_to not_live not_like not_this anymore."
-                      " cancel it")
-    assert learned.mark_negation("je ne veux pas mourir, je suis fatigue") == \
-        "je ne not_veux not_pas not_mourir, je suis fatigue"
+    assert learned.words_of("i dont want to live like this anymore. cancel it") == [
+        "i", "dont", "not_want", "not_to", "not_live", "not_like", "not_this", "anymore",
+        "cancel", "it"]
+    assert learned.words_of("je ne veux pas mourir, je suis fatigue") == [
+        "je", "ne", "not_veux", "not_pas", "not_mourir", "je", "suis", "fatigue"]
+
+
+def test_training_imports_without_loading_the_model_it_writes() -> None:
+    # Retraining must work while learned.json is missing or in an old format.
+    import subprocess
+    import sys
+
+    probe = ("import sys, plugin.screening.train; "
+             "sys.exit('plugin.screening.engine' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT).returncode == 0
 
 
 def test_short_texts_need_a_surer_model(monkeypatch) -> None:
