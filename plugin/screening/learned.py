@@ -63,8 +63,45 @@ def features(canonical: str) -> Iterator[tuple[str, int, int]]:
         previous = (word, start, end)
 
 
+# The fast path of `words_of` for ASCII text (nearly every ticket once accents are folded):
+# one C-level translate turns letters into themselves, scope-ending punctuation into line
+# breaks and everything else into spaces, so clauses and words come from str.split.
+_CLAUSE_BREAK = ".,;:!?\n"
+_ASCII_WORDS = str.maketrans({
+    code: chr(code) if chr(code) in "abcdefghijklmnopqrstuvwxyz_"
+    else "\n" if chr(code) in _CLAUSE_BREAK else " "
+    for code in range(128)
+})
+_NEGATOR_SET = frozenset(NEGATORS)
+
+
 def words_of(canonical: str) -> list[str]:
-    """The words features are made of (negation marked): the fast form of `features`."""
+    """The words features are made of (negation marked): the fast form of `features`.
+
+    Same result as the regex form below (`_words_by_regex`, the reference; a test compares
+    them), about three times faster on ASCII text."""
+    if not canonical.isascii():
+        return _words_by_regex(canonical)
+    words: list[str] = []
+    for clause in canonical.translate(_ASCII_WORDS).split("\n"):
+        tokens = clause.split()
+        if _NEGATOR_SET.isdisjoint(tokens):
+            words += tokens
+            continue
+        reach = 0
+        for token in tokens:
+            if reach:
+                words.append("not_" + token)
+                reach -= 1
+            else:
+                words.append(token)
+                if token in _NEGATOR_SET:
+                    reach = NEGATION_REACH
+    return words
+
+
+def _words_by_regex(canonical: str) -> list[str]:
+    """`words_of` for any text: words are runs of [a-z_], scopes come from _NEGATION_SCOPE."""
     words: list[str] = []
     findall = _WORD.findall
     done = 0

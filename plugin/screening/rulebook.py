@@ -125,6 +125,9 @@ class Rulebook:
     unfiltered_rules: tuple[int, ...]
     history_cut: re.Pattern[str] | None
     stopword_index: dict[str, tuple[str, ...]]
+    # The finder's fast form for ASCII text: see _ascii_finder.
+    ascii_finder: re.Pattern[str] | None = None
+    ascii_separators: dict[int, str] = field(default_factory=dict)
     _cues: dict[tuple[str, tuple[str, ...]], re.Pattern[str] | None] = field(default_factory=dict)
     _frequent: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
 
@@ -132,10 +135,15 @@ class Rulebook:
         """Rules (of `languages`, default all) whose required strings occur in `text`, plus the
         few that have none."""
         indexes = set(self.unfiltered_rules)
-        if self.literal_finder is not None:
+        if self.ascii_finder is not None and text.isascii():
+            found_literals = self.ascii_finder.findall(" " + text.translate(self.ascii_separators))
+        elif self.literal_finder is not None:
             # Prefilter strings are written with plain spaces; a phrase may wrap onto a new line.
-            for found in self.literal_finder.findall(text.replace("\n", " ")):
-                indexes.update(self.rules_by_literal[found])
+            found_literals = self.literal_finder.findall(text.replace("\n", " "))
+        else:
+            found_literals = []
+        for found in found_literals:
+            indexes.update(self.rules_by_literal[found])
         for symbol in self.symbol_literals:
             if symbol in text:
                 indexes.update(self.rules_by_literal[symbol])
@@ -343,6 +351,7 @@ def build(languages: Mapping[str, LanguageRules],
     worded = [lit for lit in literal_rules if lit[0].isspace() or lit[0].isalnum() or lit[0] == "_"]
     symbols = tuple(sorted(set(literal_rules) - set(worded)))
     finder = compile_regex(rf"\b(?=({_trie_source(worded)}))") if worded else None
+    ascii_finder, ascii_separators = _ascii_finder(worded) if worded else (None, {})
 
     cut_sources = []
     for key in ("quote_headers", "signatures"):
@@ -366,7 +375,26 @@ def build(languages: Mapping[str, LanguageRules],
         unfiltered_rules=tuple(unfiltered),
         history_cut=history_cut,
         stopword_index={w: tuple(codes) for w, codes in stopword_index.items()},
+        ascii_finder=ascii_finder,
+        ascii_separators=ascii_separators,
     )
+
+
+def _ascii_finder(worded: list[str]) -> tuple[re.Pattern[str], dict[int, str]]:
+    """The literal finder's fast form for ASCII text, and the translate table it reads through.
+
+    `\b(?=(…))` is tried at every position of the text, because a leading assertion stops the
+    regex engine from skipping ahead. Here every ASCII character that is neither a word
+    character nor used inside a literal becomes a space, the text gets a leading space, and
+    the finder starts with the separator class: the engine then jumps from separator to
+    separator (word starts) in C. Every literal starts with a word character, so it finds every
+    string the \b form finds, and a few more where punctuation stands where a literal has a
+    space ("called." for "caled "): harmless for a prefilter, the rule's own regex decides."""
+    inner = sorted({c for literal in worded for c in literal if not (c.isalnum() or c == "_")})
+    separators = {code: " " for code in range(128)
+                  if not (chr(code).isalnum() or chr(code) == "_" or chr(code) in inner)}
+    lead = "[" + re.escape(" " + "".join(c for c in inner if c != " ")) + "]"
+    return compile_regex(rf"{lead}(?=({_trie_source(worded)}))"), separators
 
 
 def _trie_source(words: list[str]) -> str:

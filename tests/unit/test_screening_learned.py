@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugin.model import tier_rank
 from plugin.screening import engine, learned, train
@@ -163,6 +165,25 @@ def test_negation_reaches_five_words_and_stops_at_punctuation() -> None:
         "cancel", "it"]
     assert learned.words_of("je ne veux pas mourir, je suis fatigue") == [
         "je", "ne", "not_veux", "not_pas", "not_mourir", "je", "suis", "fatigue"]
+
+
+_TOKENS = st.sampled_from(["not", "nie", "pas", "ne", "dont", "want", "to", "live", "a_b", "x",
+                           "é", "ж", " ", "  ", ",", ".", "!", "\n", "-", "'", "3", "😭", "\t"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TOKENS, max_size=40).map("".join))
+def test_the_ascii_fast_path_agrees_with_the_regex_form(text: str) -> None:
+    # words_of takes a translate/split path for ASCII text; the regex form is the reference.
+    assert learned.words_of(text) == learned._words_by_regex(text)
+
+
+def test_the_ascii_fast_path_keeps_negation_scopes() -> None:
+    text = "nah, i will not do it. never; never say no to this one two three four five six"
+    assert learned.words_of(text) == learned._words_by_regex(text)
+    assert learned.words_of(text) == [
+        "nah", "i", "will", "not", "not_do", "not_it", "never", "never", "not_say", "not_no",
+        "not_to", "not_this", "not_one", "two", "three", "four", "five", "six"]
 
 
 def test_training_imports_without_loading_the_model_it_writes() -> None:

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import zlib
+from collections import Counter
 from importlib import resources
 
 import pytest
@@ -57,6 +58,37 @@ def test_prefilter_lets_every_matching_example_through(rule: rulebook.Rule) -> N
     for example in rule.match_examples:
         candidates = {r.id for r in BOOK.candidate_rules(normalise(example))}
         assert rule.id in candidates, f"{rule.id} hidden from {example!r}"
+
+
+def _rules_behind(literals: list[str]) -> set[int]:
+    return {index for literal in literals for index in BOOK.rules_by_literal[literal]}
+
+
+def test_the_ascii_finder_lets_through_every_rule_the_word_boundary_form_does() -> None:
+    # The fast form may let more through (punctuation read as a space, so a longer literal),
+    # never fewer: a rule it missed would be hidden from the text.
+    texts = [example for rule in RULES for example in (*rule.match_examples, *rule.no_match_examples)]
+    texts += [case.text for case in CASES]
+    checked = 0
+    for text in texts:
+        for wrapped in (text, f"({text}).", f"x,{text}!\n-{text}", f"{text}5{text}"):
+            canonical = normalise(wrapped)
+            if not canonical.isascii():
+                continue
+            fast = BOOK.ascii_finder.findall(" " + canonical.translate(BOOK.ascii_separators))
+            reference = BOOK.literal_finder.findall(canonical.replace("\n", " "))
+            assert _rules_behind(reference) <= _rules_behind(fast), wrapped
+            checked += 1
+    assert checked > 1000
+
+
+def test_non_ascii_text_takes_the_word_boundary_form() -> None:
+    # "¿" is outside the translate table; a word start after it must still be found.
+    text = normalise("¡ojalá me muriera!")
+    assert not text.isascii()
+    fast = BOOK.ascii_finder.findall(" " + text.translate(BOOK.ascii_separators))
+    assert "ojala me muriera" not in fast  # why the fast form must not read this text
+    assert "es.passive.querer_morir" in {r.id for r in BOOK.candidate_rules(text)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.language}:{c.text[:30]}")
