@@ -90,3 +90,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _CookiesNeverKept(httpx.Cookies):
+    """A jar that learns nothing from responses. Vendor APIs authenticate every request with a
+    header; a cookie one response sets must not ride along on a later request of the same
+    tenant. Not parsing Set-Cookie also saves httpx's urllib round trip on every response
+    (about a tenth of the service's CPU per crisis ticket at 200/s)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+def vendor_http_client(**options) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` for vendor APIs: aiohttp underneath (unless `transport` is
+    given), cookies never kept."""
+    options.setdefault("transport", AiohttpTransport())
+    client = httpx.AsyncClient(**options)
+    client._cookies = _CookiesNeverKept()  # httpx's `cookies` setter would copy into a plain jar
+    return client

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from plugin import __version__
-from plugin.http_transport import AiohttpTransport
+from plugin.http_transport import AiohttpTransport, vendor_http_client
 from plugin.config import TenantConfig
 from plugin.errors import (
     ConfigError,
@@ -144,7 +144,7 @@ class FreshdeskClient:
             raise ConfigError(f"tenant {tenant.id!r}: auth: freshdesk needs an api_key")
         self.tenant = tenant
         self.context = context
-        self._http = httpx.AsyncClient(
+        self._http = vendor_http_client(
             base_url=check_base_url(tenant),
             auth=(tenant.auth.key.get_secret_value(), "X"),
             timeout=context.timeout_seconds,

@@ -34,11 +34,11 @@ _SENTENCE_SPLIT = re.compile(r"[.,!?;:\n]+")
 
 def _stopword_hits(canonical: str, book: rulebook.Rulebook) -> dict[str, int]:
     # Words next to punctuation are not counted: function words rarely are, and it is faster.
-    counts = Counter(canonical.split())
+    index = book.stopword_index
     hits: dict[str, int] = {}
-    for word in counts.keys() & book.stopword_index.keys():
-        for code in book.stopword_index[word]:
-            hits[code] = hits.get(code, 0) + counts[word]
+    for word, count in Counter(filter(index.__contains__, canonical.split())).items():
+        for code in index[word]:
+            hits[code] = hits.get(code, 0) + count
     return hits
 
 

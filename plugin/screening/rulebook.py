@@ -70,15 +70,16 @@ class Rule:
     role: str = ""
     _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
 
-    @property
-    def supporting(self) -> bool:
-        """Never counts alone: only run once another rule has matched the text."""
-        # A stated intent ("I'm going to do it") runs on its own: with means at hand or a time
-        # frame it is the only other evidence a ticket may have.
-        # A stated intent ("I'm going to do it") runs on its own: next to means at hand it is
-        # the only other evidence a ticket may have. Means alone never run: pharmacy tickets
-        # ("my tablets are ready, I'll collect them tonight") are full of them.
-        return self.category in CIRCUMSTANCES and self.weight < SUPPORTING_BELOW and self.role != "intent"
+    # Never counts alone: only run once another rule has matched the text. A stated intent
+    # ("I'm going to do it") runs on its own: next to means at hand or a time frame it is the
+    # only other evidence a ticket may have. Means alone never run: pharmacy tickets ("my
+    # tablets are ready, I'll collect them tonight") are full of them. Set from the fields
+    # (read on every candidate of every ticket, so not a property).
+    supporting: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "supporting", self.category in CIRCUMSTANCES
+                           and self.weight < SUPPORTING_BELOW and self.role != "intent")
 
     @property
     def regex(self) -> re.Pattern[str]:

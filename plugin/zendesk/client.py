@@ -34,7 +34,7 @@ from ..model import (
     find_note_markers,
     note_marker,
 )
-from ..http_transport import AiohttpTransport
+from ..http_transport import AiohttpTransport, vendor_http_client
 from ..resources.country import country_from_locale
 from ..vendors import ClientContext, Replan, StepJournal
 from . import responses
@@ -67,9 +67,10 @@ class ZendeskClient:
             headers["X-Zendesk-Marketplace-Name"] = tenant.marketplace.name
             headers["X-Zendesk-Marketplace-Organization-Id"] = tenant.marketplace.organization_id
             headers["X-Zendesk-Marketplace-App-Id"] = tenant.marketplace.app_id
-        self._http = httpx.AsyncClient(base_url=tenant.api_base_url, headers=headers,
-                                       timeout=context.timeout_seconds, transport=transport or AiohttpTransport(),
-                                       follow_redirects=False)
+        self._http = vendor_http_client(base_url=tenant.api_base_url, headers=headers,
+                                        timeout=context.timeout_seconds,
+                                        transport=transport or AiohttpTransport(),
+                                        follow_redirects=False)
         self._credentials = credentials_for(tenant, context.token_store, self._request_tokens)
 
     async def aclose(self) -> None:
@@ -185,7 +186,13 @@ class ZendeskClient:
     async def fetch(self, ref: TicketRef) -> Ticket:
         response = await self._send("GET", TICKET, path={"ticket_id": ref.ticket_id})
         fields = responses.parse_ticket(_json_or_none(response))
-        comments = await self._comments(ref.ticket_id)
+        if self._untouched_by_us(ref, fields):
+            # A new ticket without any CareRoute tag has no CareRoute note either (our note and
+            # our tags go in one update), and its text is the description: the comments read
+            # would add nothing. One call fewer per new ticket.
+            comments: list[responses.CommentRecord] = []
+        else:
+            comments = await self._comments(ref.ticket_id)
         hinted_locale = ref.hints.get("requester_locale")
         if country_from_locale(hinted_locale):
             # The webhook already said the requester's locale with its region: the user record
@@ -207,6 +214,11 @@ class ZendeskClient:
             requester_locale=requester.get("locale") or ref.hints.get("requester_locale"),
             requester_time_zone=requester.get("time_zone"),
             note_markers=frozenset(markers), comment_id=comment_id)
+
+    def _untouched_by_us(self, ref: TicketRef, fields: Mapping[str, Any]) -> bool:
+        ours = {self.tenant.marker_tag, *self.tenant.tier_tags}
+        return (ref.event == "created" and bool(fields["description"])
+                and not ours.intersection(t.lower() for t in fields["tags"]))
 
     # ------------------------------------------------------------ writes
 

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from plugin.http_transport import AiohttpTransport
+from plugin.http_transport import AiohttpTransport, vendor_http_client
 from plugin.model import TicketRef
 from tests.zendesk_support import api_token_tenant, customer_ticket, make_client, running_sandbox
 
@@ -88,6 +88,12 @@ async def running_echo_server() -> AsyncIterator[EchoServer]:
         await record(request)
         return web.Response(status=302, headers={"Location": "/landing"})
 
+    async def cookie(request: web.Request) -> web.Response:
+        await record(request)
+        response = web.json_response({"set": True})
+        response.set_cookie("session", "vendor-set-cookie-canary", path="/")
+        return response
+
     async def landing(request: web.Request) -> web.Response:
         await record(request)
         return web.json_response({"landed": True})
@@ -106,6 +112,7 @@ async def running_echo_server() -> AsyncIterator[EchoServer]:
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/landing", landing)
+    app.router.add_get("/cookie", cookie)
     app.router.add_get("/slow", slow)
     app.router.add_route("*", "/{tail:.*}", reflect)
     server = TestServer(app, host="127.0.0.1")
@@ -406,6 +413,24 @@ async def test_two_hundred_concurrent_requests_over_thirty_two_connections_all_s
 # ------------------------------------------------------------------ the vendor client's default
 
 
+async def test_a_vendor_client_never_sends_back_a_cookie_a_response_set() -> None:
+    async with running_echo_server() as echo:
+        plain = httpx.AsyncClient(base_url=echo.url, transport=AiohttpTransport())
+        vendor = vendor_http_client(base_url=echo.url)
+        try:
+            for client in (plain, vendor):
+                await client.get("/cookie")
+                await client.get("/after")
+        finally:
+            await plain.aclose()
+            await vendor.aclose()
+    cookies_sent = [[value for name, value in seen.headers if name.lower() == "cookie"]
+                    for seen in echo.seen if seen.path == "/after"]
+    # httpx's own jar would send it back (first client); the vendor client must not.
+    assert cookies_sent == [["session=vendor-set-cookie-canary"], []]
+    assert not vendor.cookies
+
+
 async def test_zendesk_client_fetches_over_the_default_aiohttp_transport(
         monkeypatch: pytest.MonkeyPatch) -> None:
     sent_through_aiohttp: list[str] = []
@@ -426,7 +451,7 @@ async def test_zendesk_client_fetches_over_the_default_aiohttp_transport(
         finally:
             await client.aclose()
     assert ticket.ticket_id == str(ticket_id) and ticket.text == text
-    # Every call of the fetch (ticket, comments, requester) went through the aiohttp transport.
-    assert len(sent_through_aiohttp) >= 3
+    # Every call of the fetch (ticket, requester) went through the aiohttp transport.
+    assert len(sent_through_aiohttp) >= 2
     assert sent_through_aiohttp[0].startswith(f"/api/v2/tickets/{ticket_id}")
     assert [e.path for e in sandbox.state.log.entries] == sent_through_aiohttp

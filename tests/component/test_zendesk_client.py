@@ -110,6 +110,28 @@ async def test_fetch_comment_event_reads_that_comment_or_the_latest_requester_me
     assert latest.text == "Please just close my account."
 
 
+async def test_a_new_ticket_without_our_tags_is_read_without_its_comments() -> None:
+    async with running_sandbox() as sandbox:
+        fresh_id = customer_ticket(sandbox.state, TEXT)
+        tagged_id = customer_ticket(sandbox.state, TEXT)
+        tagged = sandbox.state.tickets[tagged_id]
+        tagged.tags.append("careroute_high")
+        sandbox.state.add_comment(tagged, body=None, html_body="<p>careroute-job:job-7</p>",
+                                  author_id=1, public=False)
+        client = make_client(api_token_tenant(sandbox.url))
+        try:
+            fresh = await client.fetch(ref_for(fresh_id))
+            reread = await client.fetch(ref_for(tagged_id))
+        finally:
+            await client.aclose()
+    comment_reads = [e.path for e in sandbox.state.log.entries if e.path.endswith("/comments")]
+    # The untouched ticket's text is its description; no comments call was needed.
+    assert fresh.text == TEXT and fresh.note_markers == frozenset()
+    # A ticket with a CareRoute tag may carry our note: its comments are read for the marker.
+    assert comment_reads == [f"/api/v2/tickets/{tagged_id}/comments"]
+    assert reread.note_markers == frozenset({"job-7"})
+
+
 async def test_comment_pages_are_followed() -> None:
     async with running_sandbox() as sandbox:
         ticket_id = customer_ticket(sandbox.state, "first message")
@@ -119,6 +141,7 @@ async def test_comment_pages_are_followed() -> None:
                                       author_id=ticket.requester_id + 10**6, public=True)
         sandbox.state.add_comment(ticket, body=None, html_body="<p>careroute-job:old-job</p>",
                                   author_id=1, public=False)
+        ticket.tags.append("careroute_screened")  # ours: the comments must be read
         client = make_client(api_token_tenant(sandbox.url))
         try:
             fetched = await client.fetch(ref_for(ticket_id))
@@ -139,7 +162,7 @@ async def test_marketplace_headers_are_sent_on_every_call() -> None:
             await client.fetch(ref_for(ticket_id))
         finally:
             await client.aclose()
-    assert len(sandbox.state.log.entries) == 3
+    assert len(sandbox.state.log.entries) == 2  # the ticket and its requester
     for entry in sandbox.state.log.entries:
         assert entry.headers["x-zendesk-marketplace-name"] == "CareRoute"
         assert entry.headers["x-zendesk-marketplace-organization-id"] == "123"
@@ -375,7 +398,7 @@ async def test_remaining_headers_feed_the_budget() -> None:
             await client.fetch(ref_for(ticket_id))
         finally:
             await client.aclose()
-    assert budget.last_info.limit == 50 and budget.last_info.remaining == 47
+    assert budget.last_info.limit == 50 and budget.last_info.remaining == 48  # 2 calls made
 
 
 @pytest.mark.parametrize("faults, kind", [

@@ -163,9 +163,11 @@ async def test_an_agent_edit_between_read_and_write_gives_a_409_and_still_one_no
         # Slow API calls, so the agent's edit lands between CareRoute's read and its write.
         s.box.state.faults.update({"latency_ms": [60, 60]})
         crisis = s.ticket(CRISIS, tags=("vip",))
-        comments = f"/api/v2/tickets/{crisis}/comments"
+        read = f"/api/v2/tickets/{crisis}"
         deadline = time.monotonic() + 10
-        while not any(e.path == comments for e in s.box.state.log.entries):
+        # Wait until the ticket read was answered (status set after the handler ran).
+        while not any(e.method == "GET" and e.path == read and e.status == 200
+                      for e in s.box.state.log.entries):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.005)
         ticket = s.box.state.tickets[crisis]
