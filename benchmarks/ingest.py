@@ -1,7 +1,8 @@
 """Ingest benchmark: signed Zendesk webhooks per second into the durable queue, on one core.
 
-Two servers are measured in the same run, each in its own process pinned to core 0, while the
-load generator runs pinned to core 1 (loopback only):
+Two servers are measured in the same run, each in its own process pinned to core 0 and on the
+event loop `careroute serve` uses (uvloop), while the load generator runs pinned to core 1
+(loopback only):
   - bare:      an aiohttp handler that answers 202 and does nothing else;
   - careroute: the real app (size/type/tenant checks, HMAC verification, parse, SQLite WAL
                enqueue with group commit, synchronous=FULL) — workers off, so only ingest counts.
@@ -38,6 +39,15 @@ def _pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
+def _loop():
+    """The event loop `careroute serve` runs on (uvloop where installed), for both servers: the
+    comparison is between handlers, on the same loop."""
+    from plugin.handlers.http import _fast_loop_factory
+
+    factory = _fast_loop_factory()
+    return factory() if factory is not None else asyncio.new_event_loop()
+
+
 def serve_bare(port: int) -> None:
     from aiohttp import web
 
@@ -47,7 +57,7 @@ def serve_bare(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/webhooks/{vendor}/{tenant_id}", accept)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=_loop())
 
 
 def serve_careroute(port: int, data_dir: str) -> None:
@@ -74,7 +84,7 @@ def serve_careroute(port: int, data_dir: str) -> None:
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=_loop())
 
 
 # -------------------------------------------------------------- load driver

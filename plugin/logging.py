@@ -76,6 +76,8 @@ redactor = Redactor()
 
 def configure(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog (and route the stdlib loggers through the same redaction)."""
+    global _generation
+    _generation += 1
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
@@ -115,8 +117,31 @@ def _drop_stdlib_args(_logger: Any, _name: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+# Bumped by `configure`: loggers rebuild on their next line after a reconfiguration.
+_generation = 0
+
+
+class _Logger:
+    """A module's logger. structlog's lazy proxy builds a bound logger on every call (a few µs a
+    line, even for a line the level filters out, on every request); this one builds it once per
+    `configure` call and then hands out its methods."""
+
+    __slots__ = ("_name", "_bound", "_built_for")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._built_for = -1
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._built_for != _generation:
+            self._bound = structlog.get_logger(self._name).bind()
+            self._built_for = _generation
+        return getattr(self._bound, attribute)
+
+
 def get_logger(name: str = "careroute") -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)
 
 
 bind = structlog.contextvars.bind_contextvars

@@ -3,12 +3,33 @@ never ticket text, ids or anything a customer wrote."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _CachedLabels:
+    """A labelled metric whose `.labels(...)` children are kept: prometheus_client validates the
+    values and takes a lock on every `labels()` call, and several run on every webhook. Label
+    values are closed sets (module docstring), so the cache stays small."""
+
+    __slots__ = ("_metric", "_children")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metric, name)
 
 
 class Metrics:
@@ -40,6 +61,9 @@ class Metrics:
                                         registry=r)
         self.screen_seconds = Histogram("careroute_screen_seconds", "Screening time",
                                         buckets=LATENCY_BUCKETS, registry=r)
+        for name in ("received", "accepted", "ignored", "rejected", "decisions", "job_failures",
+                     "vendor_calls", "ack_seconds", "routed_seconds", "vendor_seconds"):
+            setattr(self, name, _CachedLabels(getattr(self, name)))
         self._job_counts: Callable[[], Mapping[str, int]] | None = None
 
     def watch_jobs(self, snapshot: Callable[[], Mapping[str, int]]) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping
 
 from .audit import AuditLog
@@ -35,13 +35,17 @@ def priority_for_tier(tier: str) -> int:
     return 0 if rank == 0 else rank + 1
 
 
+_REF_FIELDS = tuple(f.name for f in fields(TicketRef))
+
+
 def new_job_id() -> str:
-    # Time-ordered and unique: sortable hex milliseconds + random suffix.
-    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:12]}"
+    # Time-ordered and unique: sortable hex milliseconds + 48 random bits.
+    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
 
 
 def ref_to_json(ref: TicketRef) -> str:
-    data = asdict(ref)
+    # Field by field rather than dataclasses.asdict (a deep copy, several µs on every enqueue).
+    data = {name: getattr(ref, name) for name in _REF_FIELDS}
     data["hints"] = dict(ref.hints)
     data["tags"] = list(ref.tags)
     return json.dumps(data, separators=(",", ":"), sort_keys=True)

@@ -9,6 +9,7 @@ Each vendor package provides:
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -99,7 +100,9 @@ class VendorClient(Protocol):
 ClientFactory = Callable[[TenantConfig, ClientContext], VendorClient]
 
 
+@functools.cache
 def webhook_module(vendor: str) -> ModuleType:
+    """The vendor's webhook module (imported once: this runs on every webhook)."""
     if vendor not in ("zendesk", "freshdesk"):
         raise KeyError(vendor)
     return importlib.import_module(f"plugin.{vendor}.webhook")

@@ -9,6 +9,8 @@ by `start_server`, which `serve` uses.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import signal
 import time
 from dataclasses import dataclass
@@ -57,6 +59,11 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """Read the raw body, refusing more than `limit` bytes without buffering the rest."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge
+    if request.content.is_eof():  # all of it came with the head (nearly every webhook)
+        body = request.content.read_nowait()
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -88,11 +95,20 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
         log.error("http_unhandled", error_type=type(exc).__name__, method=request.method)
         return web.json_response({"error": "internal error"}, status=500)
     finally:
-        route = request.match_info.route.resource
-        # The route template, never the raw path: a Freshdesk URL token lives in the query.
-        template = route.canonical if route is not None else "unmatched"
-        log.debug("http_request", method=request.method, route=template, status=status,
-                  ms=round((time.perf_counter() - started) * 1000, 2))
+        if log.is_enabled_for(logging.DEBUG):  # every request passes here: no work when off
+            route = request.match_info.route.resource
+            # The route template, never the raw path: a Freshdesk URL token lives in the query.
+            template = route.canonical if route is not None else "unmatched"
+            log.debug("http_request", method=request.method, route=template, status=status,
+                      ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+# The answers nearly every webhook gets, encoded once (json_response encodes on every call).
+_COMMON_REPLIES = {
+    (202, tuple(body.items())): json.dumps(body).encode()
+    for body in ({"accepted": True, "duplicate": False}, {"accepted": True, "duplicate": True},
+                 {"accepted": False, "ignored": True})
+}
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -117,6 +133,9 @@ async def webhook(request: web.Request) -> web.Response:
     delivery = Delivery(vendor=vendor, tenant_id=tenant_id, body=body, headers=headers,
                         query=dict(request.query), oversize=oversize)
     reply = await service.receive(delivery)
+    encoded = _COMMON_REPLIES.get((reply.status, tuple(reply.body.items())))
+    if encoded is not None and not reply.retry_after:
+        return web.Response(body=encoded, status=reply.status, content_type="application/json")
     extra = {"Retry-After": str(reply.retry_after)} if reply.retry_after else None
     if reply.status == 413:
         # Don't leave an unread body on a keep-alive connection.

@@ -70,8 +70,9 @@ class IgnorableEvent(Exception):
 
 def sign(secret: str, timestamp: str, raw: bytes) -> str:
     """The signature Zendesk sends for `raw` at `timestamp` (the header value, as sent)."""
-    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + raw, hashlib.sha256)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    # hmac.digest: OpenSSL's one-shot HMAC, without building an HMAC object per request.
+    digest = hmac.digest(secret.encode("utf-8"), timestamp.encode("utf-8") + raw, "sha256")
+    return base64.b64encode(digest).decode("ascii")
 
 
 def _timestamp_seconds(value: str) -> float:
