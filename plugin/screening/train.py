@@ -42,7 +42,10 @@ LEARNING_RATE = 0.05
 L2 = 1e-3
 PRUNE_BELOW = 0.15
 FOLDS = 5
-MAX_FALSE_ALARM = 0.003
+# Share of held-out "none" training tickets the at-risk threshold may flag. Those tickets are
+# written to be hard look-alikes; 0.3 % cost 2–3 points of helpdesk recall on every held-out
+# set with no false alarm there, and 0.5 % keeps the dev set's false alarms within its bar.
+MAX_FALSE_ALARM = 0.005
 MAX_HIGH_RAISED = 0.02
 SEED = 20261122
 
