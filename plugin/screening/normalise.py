@@ -141,9 +141,11 @@ def normalise(text: str) -> str:
     """
     text = _fold(text)
     expansions, spaced, joined, newline, space, collapse = _STEPS
-    if "'" in text or not text.isascii():
-        if _EXPANDABLE.search(text) is not None:
-            text = expansions[0].sub(lambda m: expansions[1](m)[0], text)
+    if text.isascii():
+        # The apostrophe is the only ASCII character that expands (to nothing).
+        text = text.replace("'", "")
+    elif _EXPANDABLE.search(text) is not None:
+        text = expansions[0].sub(lambda m: expansions[1](m)[0], text)
     if _MAY_BE_SPACED.search(text) is not None:
         text = spaced[0].sub(lambda m: spaced[1](m)[0], text)
     text = joined[0].sub(" ", text)
