@@ -195,7 +195,7 @@ def compile_alternatives(sources: list[str], macros: Mapping[str, str], *, ancho
 
 # ------------------------------------------------------------------ required literals
 
-_MAX_EXACT = 24
+_MAX_EXACT = 64
 _MAX_RUN = 48  # parsed elements (mostly single characters) per candidate string
 
 
