@@ -208,6 +208,9 @@ def _cost(literals: frozenset[str], frequent: frozenset[str]) -> float:
         core = text.strip()
         if all(word in frequent for word in core.split()):
             return 4.0 + 1.0 / max(len(core), 1)
+        if len(core) <= 3 and any(word.startswith(core) for word in frequent):
+            # The finder matches at word starts, so "qu" is found wherever "que" is.
+            return 4.0 + 1.0 / max(len(core), 1)
         if len(core) <= 3:
             return 5.0 - len(core)
         return 8.0 / len(core) ** 2
