@@ -69,3 +69,21 @@ def test_context_vars_carry_ids(logs):
         cr_logging.get_logger().info("z")
     (entry,) = lines(logs)
     assert (entry["tenant"], entry["ticket"], entry["job"]) == ("acme", "7", "j1")
+
+
+def test_a_module_logger_follows_each_reconfiguration():
+    # Module loggers are built once per configure() (structlog's proxy rebuilt one per line).
+    log = cr_logging.get_logger("careroute.test")
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        cr_logging.configure(level="info", fmt="json", stream=first)
+        log.info("to_first")
+        log.debug("filtered_out")
+        cr_logging.configure(level="debug", fmt="json", stream=second)
+        log.info("to_second")
+        log.debug("now_kept")
+        assert log.is_enabled_for(logging.DEBUG)
+    finally:
+        cr_logging.configure(level="info", fmt="json")
+    assert [line["event"] for line in lines(first)] == ["to_first"]
+    assert [line["event"] for line in lines(second)] == ["to_second", "now_kept"]
