@@ -59,6 +59,7 @@ def write_compiled_cache() -> str:
     compiled.start_recording()
     book = load()  # a fresh rulebook, read after literals.json was rewritten
     book.compile_all()
+    book.literal_finder  # noqa: B018 - the non-ASCII finder compiles on first use; cache it too
     for code in sorted(book.languages):
         # English rules run on every text, so English pairs with each language are common.
         for group in ((code,), tuple(sorted({"en", code}))):

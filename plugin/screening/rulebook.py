@@ -120,7 +120,9 @@ class Rulebook:
 
     languages: dict[str, LanguageRules]
     rules: tuple[Rule, ...]
-    literal_finder: re.Pattern[str] | None
+    # The `\b` form of the literal finder, for text that is not ASCII (rare): compiled on first
+    # use, since the trie regex costs a few MB and most processes never see such a ticket.
+    literal_finder_source: str | None
     rules_by_literal: dict[str, tuple[int, ...]]
     symbol_literals: tuple[str, ...]
     unfiltered_rules: tuple[int, ...]
@@ -130,7 +132,16 @@ class Rulebook:
     ascii_finder: re.Pattern[str] | None = None
     ascii_separators: dict[int, str] = field(default_factory=dict)
     _cues: dict[tuple[str, tuple[str, ...]], re.Pattern[str] | None] = field(default_factory=dict)
+    _literal_finder: list[re.Pattern[str]] = field(default_factory=list)
     _frequent: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def literal_finder(self) -> re.Pattern[str] | None:
+        if self.literal_finder_source is None:
+            return None
+        if not self._literal_finder:
+            self._literal_finder.append(compile_regex(self.literal_finder_source))
+        return self._literal_finder[0]
 
     def candidate_rules(self, text: str, languages: Iterable[str] | None = None) -> list[Rule]:
         """Rules (of `languages`, default all) whose required strings occur in `text`, plus the
@@ -138,7 +149,7 @@ class Rulebook:
         indexes = set(self.unfiltered_rules)
         if self.ascii_finder is not None and text.isascii():
             found_literals = self.ascii_finder.findall(" " + text.translate(self.ascii_separators))
-        elif self.literal_finder is not None:
+        elif self.literal_finder_source is not None:
             # Prefilter strings are written with plain spaces; a phrase may wrap onto a new line.
             found_literals = self.literal_finder.findall(text.replace("\n", " "))
         else:
@@ -351,7 +362,7 @@ def build(languages: Mapping[str, LanguageRules],
     # up one by one.
     worded = [lit for lit in literal_rules if lit[0].isspace() or lit[0].isalnum() or lit[0] == "_"]
     symbols = tuple(sorted(set(literal_rules) - set(worded)))
-    finder = compile_regex(rf"\b(?=({_trie_source(worded)}))") if worded else None
+    finder_source = rf"\b(?=({_trie_source(worded)}))" if worded else None
     ascii_finder, ascii_separators = _ascii_finder(worded) if worded else (None, {})
 
     cut_sources = []
@@ -370,7 +381,7 @@ def build(languages: Mapping[str, LanguageRules],
     return Rulebook(
         languages=dict(languages),
         rules=tuple(rules),
-        literal_finder=finder,
+        literal_finder_source=finder_source,
         rules_by_literal=rules_by_literal,
         symbol_literals=symbols,
         unfiltered_rules=tuple(unfiltered),
