@@ -77,7 +77,6 @@ redactor = Redactor()
 def configure(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog (and route the stdlib loggers through the same redaction)."""
     global _generation
-    _generation += 1
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
@@ -108,6 +107,8 @@ def configure(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> 
     root.setLevel(numeric)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # Last, so a logger rebuilt meanwhile cannot be marked current with the old configuration.
+    _generation += 1
 
 
 def _drop_stdlib_args(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]

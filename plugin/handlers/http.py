@@ -104,11 +104,12 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
 
 
 # The answers nearly every webhook gets, encoded once (json_response encodes on every call).
-_COMMON_REPLIES = {
-    (202, tuple(body.items())): json.dumps(body).encode()
+# Compared by equality, so a reply body of any shape (lists, nested maps) is simply not one.
+_COMMON_REPLIES = tuple(
+    (body, json.dumps(body).encode())
     for body in ({"accepted": True, "duplicate": False}, {"accepted": True, "duplicate": True},
                  {"accepted": False, "ignored": True})
-}
+)
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -133,9 +134,10 @@ async def webhook(request: web.Request) -> web.Response:
     delivery = Delivery(vendor=vendor, tenant_id=tenant_id, body=body, headers=headers,
                         query=dict(request.query), oversize=oversize)
     reply = await service.receive(delivery)
-    encoded = _COMMON_REPLIES.get((reply.status, tuple(reply.body.items())))
-    if encoded is not None and not reply.retry_after:
-        return web.Response(body=encoded, status=reply.status, content_type="application/json")
+    if reply.status == 202 and not reply.retry_after:
+        for body, encoded in _COMMON_REPLIES:
+            if reply.body == body:
+                return web.Response(body=encoded, status=202, content_type="application/json")
     extra = {"Retry-After": str(reply.retry_after)} if reply.retry_after else None
     if reply.status == 413:
         # Don't leave an unread body on a keep-alive connection.

@@ -4,7 +4,8 @@ Compiling several hundred rule patterns with `re` costs most of a second of pure
 at every process start (a worker, a Lambda cold start). `re` compiles a pattern in two steps: a
 pure-Python parser and code generator that produce a list of integers, then the C constructor
 `_sre.compile` that builds the pattern object from that list. The cache keeps the integer lists
-of the patterns compiled while indexing the rules, so a start only runs the cheap C step.
+of the patterns compiled while indexing the rules, each zlib-compressed on its own (held that
+way in memory, expanded only when a pattern is first used), so a start only runs the cheap C step.
 
 The cache is only an accelerator, never a source of truth:
 - it is keyed by the exact regex source and flags, so an entry can only produce the pattern

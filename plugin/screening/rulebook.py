@@ -132,16 +132,16 @@ class Rulebook:
     ascii_finder: re.Pattern[str] | None = None
     ascii_separators: dict[int, str] = field(default_factory=dict)
     _cues: dict[tuple[str, tuple[str, ...]], re.Pattern[str] | None] = field(default_factory=dict)
-    _literal_finder: list[re.Pattern[str]] = field(default_factory=list)
+    _literal_finder: re.Pattern[str] | None = None
     _frequent: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
 
     @property
     def literal_finder(self) -> re.Pattern[str] | None:
         if self.literal_finder_source is None:
             return None
-        if not self._literal_finder:
-            self._literal_finder.append(compile_regex(self.literal_finder_source))
-        return self._literal_finder[0]
+        if self._literal_finder is None:
+            self._literal_finder = compile_regex(self.literal_finder_source)
+        return self._literal_finder
 
     def candidate_rules(self, text: str, languages: Iterable[str] | None = None) -> list[Rule]:
         """Rules (of `languages`, default all) whose required strings occur in `text`, plus the

@@ -77,6 +77,16 @@ async def test_signed_delivery_is_accepted_and_its_job_runs(running):
     assert decision["rule_ids"] == ["t.high"]
 
 
+async def test_an_event_we_do_not_act_on_is_acknowledged_as_ignored_json(running):
+    body = json.dumps({"type": "zen:event-type:ticket.priority_changed",
+                       "detail": {"id": "55"}}).encode()
+    reply = await running.post("/webhooks/zendesk/acme", body, signed_headers(body, invocation="ig"))
+    assert reply.status_code == 202
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == {"accepted": False, "ignored": True}
+    assert (await running.service.queue.counts())["queued"] == 0
+
+
 async def test_same_delivery_again_is_a_duplicate_with_no_second_job(running):
     body = trigger_body(7)
     first = await running.post("/webhooks/zendesk/acme", body, signed_headers(body, invocation="i"))

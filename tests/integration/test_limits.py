@@ -76,6 +76,20 @@ async def test_body_size_limit_announced_and_streamed(tmp_path):
         assert (await running.service.queue.counts())["queued"] == 0
 
 
+async def test_chunked_body_that_arrives_with_the_head_is_still_held_to_the_limit(tmp_path):
+    # The whole body is in the first read and there is no Content-Length to refuse early: the
+    # handler reads it without its streaming loop, and the limit must still hold.
+    async with served(tmp_path) as (running, port):
+        payload = b'{"ticket_id": "1", "x": "' + CANARY.encode() * 500 + b'"}'
+        chunk = f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+        request = (b"POST /webhooks/zendesk/acme HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                   b"Connection: close\r\n\r\n" + chunk)
+        answer = await _raw(port, request)
+        assert answer.startswith(b"HTTP/1.1 413") and CANARY.encode() not in answer
+        assert (await running.service.queue.counts())["queued"] == 0
+
+
 @pytest.mark.parametrize("case", ["long header", "many headers", "long request line"])
 async def test_header_limits_refuse_without_echo(tmp_path, case):
     async with served(tmp_path, max_field_size=2048, max_line_size=2048, max_headers=20) as (_, port):
