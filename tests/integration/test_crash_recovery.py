@@ -34,6 +34,7 @@ from integration_support import (
     job_counts,
     query,
     sandbox_get,
+    sandbox_put,
     tenant_config,
     wait_drained,
     write_tenants,
@@ -96,6 +97,11 @@ async def test_kill_9_twice_mid_run_loses_nothing_and_doubles_nothing(tmp_path):
         random.Random(8).shuffle(deliveries)  # both vendors interleaved
         assert len(deliveries) >= 990
 
+        # A little vendor latency keeps the workers behind the senders, so each kill lands on a
+        # service with jobs queued or leased (without it the worker can keep pace and the
+        # queue may be empty at a kill).
+        for url in (zd_url, fd_url):
+            await sandbox_put(url, "/_sandbox/faults", {"latency_ms": [5, 15]})
         service = ServiceProcess(tmp_path / "data", tenants_file, log_path=tmp_path / "svc.log")
         service.start()
         outcome = await _send_with_two_kills(service, deliveries)
