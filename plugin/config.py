@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     # Public base URL of this service (OAuth redirect, provisioning), e.g. https://careroute.example
     public_url: str | None = None
     worker_concurrency: int = Field(4, ge=1, le=256)
+    # With several tenants, the share of the workers one tenant may hold at once (the rest stay
+    # free for the others when its helpdesk is slow); rounded down, at least one worker.
+    worker_tenant_share: float = Field(0.75, gt=0, le=1)
     body_limit_bytes: int = Field(256 * 1024, ge=1024)
     # Slow or greedy clients: time to send a request head / a body, open connections.
     head_timeout_seconds: float = Field(10.0, gt=0)

@@ -53,7 +53,8 @@ class Service:
                                        insecure_dev=insecure_dev)
         self.worker = Worker(queue=self.queue, tenants=tenants, clients=self.clients,
                              audit=self.audit, pipeline=pipeline or default_pipeline(),
-                             metrics=self.metrics, concurrency=settings.worker_concurrency)
+                             metrics=self.metrics, concurrency=settings.worker_concurrency,
+                             tenant_share=settings.worker_tenant_share)
         self._job_counts: dict[str, int] = {}
         self.metrics.watch_jobs(lambda: self._job_counts)
         self.settings_sync = SettingsSync.for_service(self, self.registry)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -106,11 +107,23 @@ def _quick_retry_worthy(exc: BaseException) -> bool:
     return isinstance(exc, TransientVendorError) and not isinstance(exc, RateLimitedError)
 
 
+def tenant_worker_limit(concurrency: int, share: float, tenant_count: int) -> int:
+    """Most workers one tenant may hold at once.
+
+    With more than one tenant, a share of the workers stays free for the others: a helpdesk that
+    answers slowly (or not at all, up to the vendor timeout) would otherwise hold every worker,
+    and a healthy tenant's crisis ticket would wait behind it. One tenant alone may use them all.
+    """
+    if tenant_count <= 1:
+        return concurrency
+    return max(1, int(concurrency * share))
+
+
 class Worker:
     def __init__(self, *, queue: JobQueue, tenants: TenantDirectory, clients: VendorClients,
                  audit: AuditLog, pipeline: Pipeline, metrics: Metrics | None = None,
-                 concurrency: int = 4, quick_retries: int = 3, idle_poll_seconds: float = 0.25,
-                 crisis_load: CrisisLoad | None = None) -> None:
+                 concurrency: int = 4, tenant_share: float = 0.75, quick_retries: int = 3,
+                 idle_poll_seconds: float = 0.25, crisis_load: CrisisLoad | None = None) -> None:
         self.queue = queue
         self.tenants = tenants
         self.clients = clients
@@ -118,12 +131,16 @@ class Worker:
         self.pipeline = pipeline
         self.metrics = metrics
         self.concurrency = concurrency
+        self.tenant_share = tenant_share
         self.quick_retries = quick_retries
         self.idle_poll_seconds = idle_poll_seconds
         # Who received which crisis ticket from the wellbeing rota (tenants that enable it).
         self.crisis_load = crisis_load if crisis_load is not None else CrisisLoad(queue.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[str, Job] = {}
+        self._held_by_tenant: Counter[str] = Counter()
+        # Leases are decided one at a time, so two workers never both take a tenant's last slot.
+        self._leasing = asyncio.Lock()
         self._stopping = False
 
     # ------------------------------------------------------------- running
@@ -154,7 +171,10 @@ class Worker:
         while not self._stopping:
             self.queue.ready.clear()
             try:
-                job = await self.queue.lease(exclude_tenants=self.clients.blocked_tenants())
+                async with self._leasing:
+                    job = await self.queue.lease(exclude_tenants=self._tenants_to_skip())
+                    if job is not None:
+                        self._held_by_tenant[job.tenant_id] += 1
             except StoreUnavailableError:
                 await asyncio.sleep(1.0)
                 continue
@@ -166,6 +186,17 @@ class Worker:
                 await self.process(job)
             finally:
                 self._inflight.pop(job.id, None)
+                self._held_by_tenant[job.tenant_id] -= 1
+                if not self._held_by_tenant[job.tenant_id]:
+                    del self._held_by_tenant[job.tenant_id]
+
+    def tenant_limit(self) -> int:
+        return tenant_worker_limit(self.concurrency, self.tenant_share, len(self.tenants))
+
+    def _tenants_to_skip(self) -> set[str]:
+        limit = self.tenant_limit()
+        at_limit = {tenant for tenant, held in self._held_by_tenant.items() if held >= limit}
+        return self.clients.blocked_tenants() | at_limit
 
     async def _wait_for_work(self) -> None:
         timeout = self.idle_poll_seconds
