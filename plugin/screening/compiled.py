@@ -9,11 +9,12 @@ way in memory, expanded only when a pattern is first used), so a start only runs
 
 The cache is only an accelerator, never a source of truth:
 - it is keyed by the exact regex source and flags, so an entry can only produce the pattern
-  `re.compile` would have produced for that source;
+  `re.compile` would have produced for that source (with one addition that changes no result,
+  see `regex_code`: a filter on the characters a match can start with);
 - the integer format belongs to one CPython version, so the file records the minor version
   and the `_sre` magic number and code size, and is ignored entirely when they differ;
 - a source without an entry (a rule edited since the last `python -m plugin.screening.reindex`)
-  is compiled with `re.compile` as usual.
+  is compiled at run time, by `re`'s parser and code generator (`compile_source`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from importlib import resources
 from typing import Iterable
 
 import _sre  # the C half of `re`, see the module docstring
-from re import _compiler, _parser  # type: ignore[attr-defined]
+from re import _compiler, _constants, _parser  # type: ignore[attr-defined]
 
 CACHE_NAME = "compiled.json"  # package data is rules/*.json; the payload inside is compressed
 _TYPECODE = {2: "H", 4: "I"}.get(_sre.CODESIZE, "I")
@@ -84,6 +85,137 @@ def pattern_from(entry: Entry, blob: bytes, source: str) -> re.Pattern[str]:
     return _sre.compile(source, final, code.tolist(), groups, groupindex, indexgroup)
 
 
+class _NoFilter(Exception):
+    """A pattern element whose first characters `_first_chars` does not work out."""
+
+
+_REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT)
+_ZERO_WIDTH = (_constants.ASSERT, _constants.ASSERT_NOT, _constants.AT)
+_CASE_FLAGS = _constants.SRE_FLAG_IGNORECASE | _constants.SRE_FLAG_LOCALE
+_NARROW_CATEGORIES = (_constants.CATEGORY_DIGIT, _constants.CATEGORY_SPACE)
+_UNDERSCORE = ord("_")
+
+
+def _is_not_after_word(element: tuple) -> bool:
+    r"""Whether a parsed element is `(?<!\w)`."""
+    c = _constants
+    op, av = element
+    if op is not c.ASSERT_NOT or av[0] != -1:
+        return False
+    inner = list(av[1])
+    return inner == [(c.IN, [(c.CATEGORY, c.CATEGORY_WORD)])]
+
+
+def _first_chars(items: Iterable, out: list) -> bool:
+    """Add to `out` (charset items) every character a match of the parsed sequence `items` can
+    start with; return whether the sequence can match the empty string. Look-arounds and
+    anchors consume nothing, so they are skipped (the set is then a superset, never too small).
+    Raises _NoFilter for anything else than literals, sets, groups, branches and repeats."""
+    c = _constants
+    for op, av in items:
+        if op is c.LITERAL:
+            out.append((c.LITERAL, av))
+            return False
+        if op is c.IN:
+            if any(item_op is c.NEGATE for item_op, _ in av):
+                raise _NoFilter
+            out.extend(av)
+            return False
+        if op is c.BRANCH:
+            nullable = False
+            for alternative in av[1]:
+                nullable |= _first_chars(alternative, out)
+            if nullable:
+                continue
+            return False
+        if op is c.SUBPATTERN:
+            _group, add_flags, _del_flags, sub = av
+            if add_flags & _CASE_FLAGS:
+                raise _NoFilter
+            if _first_chars(sub, out):
+                continue
+            return False
+        if op in _REPEATS:
+            least, _most, item = av
+            if _first_chars(item, out) or least == 0:
+                continue
+            return False
+        if op is c.ATOMIC_GROUP:
+            if _first_chars(av, out):
+                continue
+            return False
+        if op in _ZERO_WIDTH:
+            continue
+        raise _NoFilter
+    return True
+
+
+def _is_word_item(op: object, av: object) -> bool:
+    r"""Whether every character of the charset item is a word character (`\w`, str patterns)."""
+    c = _constants
+    if op is c.LITERAL:
+        return chr(av).isalnum() or av == _UNDERSCORE  # type: ignore[arg-type]
+    if op is c.RANGE:
+        low, high = av  # type: ignore[misc]
+        return all(chr(code).isalnum() or code == _UNDERSCORE for code in range(low, high + 1))
+    return op is c.CATEGORY and av in (c.CATEGORY_DIGIT, c.CATEGORY_WORD)
+
+
+def regex_code(parsed: _parser.SubPattern, flags: int) -> list[int]:
+    r"""The code `re` generates for `parsed`, with two changes that change no match:
+
+    - where `re` finds no prefix or character set that a match must start with, the info block
+      gets the set of characters any match can start with, worked out through look-arounds and
+      optional parts;
+    - a leading `(?<!\w)` becomes `\b` when every match starts with a word character (there
+      the two agree: no word character before it), a test of two characters instead of a
+      look-behind, which runs a nested match.
+
+    Every rule pattern starts with `(?<!\w)`: `re` then finds no start set and runs the whole
+    matcher at every position of the text. With the set in the info block, the search skips in
+    C to the next position where a match can start and runs the same program from there, so
+    the matches are the same (the set is a superset of the possible first characters; tests
+    compare every cached pattern with `re.compile` on real tickets, and random patterns)."""
+    c = _constants
+    flags = parsed.state.flags | flags
+    if flags & _CASE_FLAGS:
+        return _compiler._code(parsed, flags)
+    items: list = []
+    try:
+        nullable = _first_chars(parsed.data, items)
+    except _NoFilter:
+        nullable, items = True, []
+    if (not nullable and flags & c.SRE_FLAG_UNICODE and parsed.data
+            and _is_not_after_word(parsed.data[0])
+            and all(_is_word_item(op, av) for op, av in items)):
+        parsed.data[0] = (c.AT, c.AT_BOUNDARY)
+    code = _compiler._code(parsed, flags)
+    # code[:5] = INFO, skip, mask (prefix / charset found), minimum width, maximum width
+    if code[0] != c.INFO or code[2] or not code[3] or nullable:
+        return code
+    if any(op is c.CATEGORY and av not in _NARROW_CATEGORIES for op, av in items):
+        return code  # e.g. \w: nearly every character passes, and the test costs more than it saves
+    charset, hascased = _compiler._optimize_charset(items)
+    if hascased:
+        return code
+    info = [c.INFO, 0, c.SRE_INFO_CHARSET, code[3], code[4]]
+    _compiler._compile_charset(charset, flags, info)
+    info[1] = len(info) - 1
+    return info + code[code[1] + 1:]
+
+
+def compile_source(source: str, flags: int = 0) -> re.Pattern[str]:
+    """`re.compile(source, flags)`, with the start filter of `regex_code` (and without `re`'s
+    own cache: every pattern here is compiled once)."""
+    parsed = _parser.parse(source, flags)
+    groupindex = dict(parsed.state.groupdict)
+    indexgroup = [None] * parsed.state.groups
+    for name, index in groupindex.items():
+        indexgroup[index] = name
+    return _sre.compile(source, flags | parsed.state.flags, regex_code(parsed, flags),
+                        parsed.state.groups - 1, groupindex, tuple(indexgroup))
+
+
 def _load() -> None:
     global _code_blob
     found = read_cache(cache_path())
@@ -99,7 +231,7 @@ def compile_regex(source: str, flags: int = 0) -> re.Pattern[str]:
         _recorded.add((source, flags))
     entry = _entries.get((source, flags))
     if entry is None:
-        return re.compile(source, flags)
+        return compile_source(source, flags)
     return pattern_from(entry, _code_blob, source)
 
 
@@ -134,12 +266,13 @@ def recorded() -> set[Key]:
 
 
 def write_cache(keys: Iterable[Key], path: str | None = None) -> str:
-    """Compile `keys` with `re`'s own parser and code generator and write the cache file."""
+    """Compile `keys` with `re`'s own parser and code generator (plus `regex_code`'s start
+    filter) and write the cache file."""
     patterns = []
     blob = bytearray()
     for source, flags in sorted(keys):
         parsed = _parser.parse(source, flags)
-        code = zlib.compress(array.array(_TYPECODE, _compiler._code(parsed, flags)).tobytes(), 9)
+        code = zlib.compress(array.array(_TYPECODE, regex_code(parsed, flags)).tobytes(), 9)
         groupindex = dict(parsed.state.groupdict)
         indexgroup = [None] * parsed.state.groups
         for name, index in groupindex.items():

@@ -33,7 +33,25 @@ _SENTENCE_SPLIT = re.compile(r"[.,!?;:\n]+")
 
 
 def _stopword_hits(canonical: str, book: rulebook.Rulebook) -> dict[str, int]:
-    # Words next to punctuation are not counted: function words rarely are, and it is faster.
+    """Per language, how many of the text's words are its stopwords (languages with none left
+    out). Words next to punctuation are not counted: function words rarely are, and it is faster.
+    Each stopword carries its languages as fields of one integer (Rulebook.stopword_packed), so
+    one C-level sum counts them all; `_stopword_hits_by_word` is the plain form (a test compares
+    the two)."""
+    packed = book.stopword_packed
+    total = sum(filter(None, map(packed.get, canonical.split())))  # no word's value is 0
+    hits: dict[str, int] = {}
+    if total:
+        mask = (1 << rulebook.STOPWORD_FIELD_BITS) - 1
+        for shift, code in book.stopword_fields:
+            count = (total >> shift) & mask
+            if count:
+                hits[code] = count
+    return hits
+
+
+def _stopword_hits_by_word(canonical: str, book: rulebook.Rulebook) -> dict[str, int]:
+    """`_stopword_hits`, word by word (the reference)."""
     index = book.stopword_index
     hits: dict[str, int] = {}
     for word, count in Counter(filter(index.__contains__, canonical.split())).items():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import re
 
+from plugin.screening.compiled import compile_source
+
 _LOOKS_LIKE_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^<>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
 _HTML_TOKEN = re.compile(
     r"<!--.*?(?:-->|$)"
@@ -29,7 +31,9 @@ _BLOCK_TAGS = frozenset({
     "br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "table", "h1", "h2", "h3", "h4", "h5",
     "h6", "hr", "section", "article", "header", "footer", "pre", "dd", "dt",
 })
-_QUOTED_LINE = re.compile(r"(?m)^[ \t]*(?:>|&gt;).*$")
+# compile_source: `re` finds no start set here (a line start) and tries every position; see
+# compiled.regex_code.
+_QUOTED_LINE = compile_source(r"(?m)^[ \t]*(?:>|&gt;).*$")
 
 
 def looks_like_html(text: str) -> bool:

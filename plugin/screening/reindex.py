@@ -60,6 +60,7 @@ def write_compiled_cache() -> str:
     book = load()  # a fresh rulebook, read after literals.json was rewritten
     book.compile_all()
     book.literal_finder  # noqa: B018 - the non-ASCII finder compiles on first use; cache it too
+    book.ascii_finder  # noqa: B018 - so does the ASCII finder's regex form (without pyahocorasick)
     for code in sorted(book.languages):
         # English rules run on every text, so English pairs with each language are common.
         for group in ((code,), tuple(sorted({"en", code}))):
