@@ -14,12 +14,13 @@ from collections import Counter
 
 from plugin.model import Assessment, Signal, tier_rank
 from plugin.screening import canonical as canonical_form
-from plugin.screening import learned, rulebook, scope, scoring
+from plugin.screening import learned, passages, rulebook, scope, scoring
 from plugin.screening.canonical import cut as _cut, screened_part as _screened_part
 from plugin.screening.normalise import normalise, normalise_mapped
 
 BOOK = rulebook.load()
 MODEL = learned.WordModel.load()
+PASSAGES = passages.PassageModel.load()
 # Where in its tier's band a model-raised score lands: higher the surer the model is.
 MODEL_BAND = 0.10
 MODEL_CATEGORY = "model_wording"
@@ -144,13 +145,22 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     plain, plain_origin = _screened_part(text)
     canonical = _cut(normalise(plain), book)
     by_rules, scoped_out = _screen_by_rules(text, plain, plain_origin, canonical, locale, book)
-    view = learned.opinion(MODEL, _blank(canonical, scoped_out))
+    read = _blank(canonical, scoped_out)
+    view = learned.opinion(MODEL, read)
     asked = view.raises_to
     if asked == "imminent" and tier_rank(by_rules.tier) >= tier_rank("high"):
         # The rules read an explicit statement and judged its acuity (C-SSRS combinations,
         # "last month" capping an attempt at high): the word model does not overrule that.
         return by_rules
-    if asked == "none" or tier_rank(by_rules.tier) >= tier_rank(asked):
+    if asked == "none":
+        if tier_rank(by_rules.tier) >= tier_rank("high") or view.at_risk < passages.GATE:
+            return by_rules
+        # The whole ticket did not read as risk; one passage of it may (passages.py).
+        passage = passages.strongest_passage(PASSAGES, MODEL, read)
+        if passage is None:
+            return by_rules
+        return _raised_by_passage(by_rules, view, passage, read, text, plain, plain_origin)
+    if tier_rank(by_rules.tier) >= tier_rank(asked):
         return by_rules
     return _raised_by_model(by_rules, view, text, plain, plain_origin)
 
@@ -200,6 +210,33 @@ def _raised_by_model(by_rules: Assessment, view: learned.Opinion, text: str, pla
         evidence.append(Signal(rule=f"model.{view.raises_to}", category=MODEL_CATEGORY,
                                language=by_rules.language, start=raw_start, end=raw_end,
                                weight=round(weight, 4),
+                               flags=frozenset(flags & {"third_party"})))
+    signals = tuple(sorted((*by_rules.signals, *evidence), key=lambda s: (s.start, s.rule)))
+    return Assessment(tier=scoring.tier_of(score), score=score, signals=signals,
+                      flags=frozenset(flags), language=by_rules.language)
+
+
+def _raised_by_passage(by_rules: Assessment, view: learned.Opinion, passage: passages.Passage,
+                       read: str, text: str, plain: str, plain_origin: list[int] | None) -> Assessment:
+    """`by_rules` lifted to high (imminent when the whole-text imminent head says so) because
+    one passage reads as risk to both models; its heaviest phrases become the signals."""
+    imminent = view.imminent >= MODEL.imminent.threshold
+    base = scoring.IMMINENT if imminent else scoring.HIGH
+    lifted = base + MODEL_BAND * _margin(passage.probability, PASSAGES.threshold)
+    score = round(max(by_rules.score, lifted), 4)
+    flags = set(by_rules.flags)
+    someone_else = passages.passage_features(read[passage.start:passage.end])[0]
+    if learned._sigmoid(MODEL.third_party.logit(MODEL.vocabulary.intersection(someone_else),
+                                                1.0)) >= MODEL.third_party.threshold:
+        flags.add("third_party")
+    _, canonical_origin = normalise_mapped(plain)
+    rule = f"model.passage.{'imminent' if imminent else 'high'}"
+    evidence = []
+    for start, end, weight in passages.evidence(PASSAGES, read, passage):
+        raw_start, raw_end = _span_in_original(text, plain, plain_origin, canonical_origin,
+                                               start, end)
+        evidence.append(Signal(rule=rule, category=MODEL_CATEGORY, language=by_rules.language,
+                               start=raw_start, end=raw_end, weight=weight,
                                flags=frozenset(flags & {"third_party"})))
     signals = tuple(sorted((*by_rules.signals, *evidence), key=lambda s: (s.start, s.rule)))
     return Assessment(tier=scoring.tier_of(score), score=score, signals=signals,

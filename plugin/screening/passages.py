@@ -1,0 +1,157 @@
+"""The word model's second look, one passage at a time.
+
+A helpdesk ticket often carries its one risk sentence among order numbers, refunds and
+greetings. The whole-text word model (learned.py) weighs every word of the ticket, so that
+sentence is diluted (and must be: long forum posts about the topic would otherwise outscore
+short tickets from people at risk). Here each passage — two consecutive sentences — is read on
+its own by a passage model: a logistic regression over the same word and word-pair features,
+trained (`python -m plugin.screening.train_passages`) with every passage of a "none" or
+"concern" training ticket as a negative and each at-risk ticket's most telling passage as a
+positive. A passage raises a ticket to high only when the passage model AND the whole-text
+model, reading that same passage, both find risk at their own thresholds: two models trained
+differently must agree on one place in the text, which the evidence then highlights.
+
+Only tickets the whole-text model already finds somewhat worrying are read passage by passage
+(`GATE`): about 0.2 % of ordinary tickets, so screening speed does not change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+from plugin.screening.learned import (SHORT_TEXT_THRESHOLD, SHORT_TEXT_WORDS, WordModel, features,
+                                      length_scale, word_pairs, words_of)
+
+PASSAGES_PATH = Path(__file__).parent / "rules" / "passages.json"
+SENTENCE_BREAK = re.compile(r"[.!?\n]+")
+PASSAGE_SENTENCES = 2
+# Whole-text at-risk probability below which no passage is read.
+GATE = 0.1
+
+
+@dataclass(frozen=True)
+class PassageModel:
+    bias: float
+    threshold: float
+    weights: dict[str, float]
+    trained_on: int
+    training_digest: str = ""
+
+    @classmethod
+    def load(cls, path: Path = PASSAGES_PATH) -> "PassageModel":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != 1:
+            raise ValueError(f"{path.name}: unknown format; run python -m plugin.screening.train_passages")
+        return cls(bias=float(data["bias"]), threshold=float(data["threshold"]),
+                   weights=dict(zip(data["features"], map(float, data["weights"]))),
+                   trained_on=int(data["trained_on"]),
+                   training_digest=str(data.get("training_digest", "")))
+
+    def probability(self, features: set[str] | frozenset[str]) -> float:
+        weights = self.weights
+        return _sigmoid(self.bias + sum(weights[f] for f in features if f in weights))
+
+
+@dataclass(frozen=True)
+class Passage:
+    start: int          # canonical offsets
+    end: int
+    probability: float  # the passage model's
+    word_model: float   # the whole-text model's, reading only this passage
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def sentence_spans(canonical: str) -> list[tuple[int, int]]:
+    """(start, end) of every sentence with a letter or digit in it."""
+    spans = []
+    start = 0
+    for brk in SENTENCE_BREAK.finditer(canonical):
+        if canonical[start:brk.start()].strip():
+            spans.append((start, brk.start()))
+        start = brk.end()
+    if canonical[start:].strip():
+        spans.append((start, len(canonical)))
+    return spans
+
+
+def passage_spans(canonical: str, size: int = PASSAGE_SENTENCES) -> list[tuple[int, int]]:
+    """Every run of `size` consecutive sentences; the whole text when it has fewer."""
+    sentences = sentence_spans(canonical)
+    if len(sentences) <= size:
+        return [(sentences[0][0], sentences[-1][1])] if sentences else []
+    return [(sentences[i][0], sentences[i + size - 1][1])
+            for i in range(len(sentences) - size + 1)]
+
+
+def passage_features(text: str) -> tuple[frozenset[str], int]:
+    """The features both models read in one passage, and its word count."""
+    words = words_of(text)
+    return frozenset(chain(words, word_pairs(words))), len(words)
+
+
+def word_model_probability(model: WordModel, features: frozenset[str], word_count: int) -> float:
+    """The whole-text model's at-risk probability for a text with these features."""
+    known = model.vocabulary.intersection(features)
+    total = sum(map(model.at_risk.weights.__getitem__, known))
+    return _sigmoid(model.at_risk.bias + length_scale(word_count) * total)
+
+
+def strongest_passage(passage_model: PassageModel, word_model: WordModel,
+                      canonical: str) -> Passage | None:
+    """The passage both models read as risk, the passage model's surest; None if there is none.
+
+    A ticket of one passage was already read whole by the word model: nothing to add. A short
+    passage must satisfy the word model's short-text bar, as a short ticket must ("I have
+    everything ready, tonight I'll do it" is about a router as often as not).
+    """
+    spans = passage_spans(canonical)
+    if len(spans) < 2:
+        return None
+    best: Passage | None = None
+    for start, end in spans:
+        features, word_count = passage_features(canonical[start:end])
+        probability = passage_model.probability(features)
+        if probability < passage_model.threshold or (best and probability <= best.probability):
+            continue
+        second = word_model_probability(word_model, features, word_count)
+        bar = word_model.at_risk.threshold
+        if word_count < SHORT_TEXT_WORDS:
+            bar = max(bar, SHORT_TEXT_THRESHOLD)
+        if second >= bar:
+            best = Passage(start, end, probability, second)
+    return best
+
+
+def evidence(passage_model: PassageModel, canonical: str, passage: Passage,
+             count: int = 3) -> list[tuple[int, int, float]]:
+    """The passage's `count` heaviest phrases for the passage model: (start, end, weight) in
+    canonical offsets, overlapping features ("wont be", "be here") joined into one phrase. The
+    note quotes these few words, not the whole passage."""
+    weights = passage_model.weights
+    offset = passage.start
+    spans: dict[str, tuple[int, int]] = {}
+    for feature, start, end in features(canonical[passage.start:passage.end]):
+        if weights.get(feature, 0.0) > 0.0:
+            spans.setdefault(feature, (offset + start, offset + end))
+    heaviest = sorted(spans, key=lambda f: (-weights[f], spans[f]))[:count * 2]
+    phrases: list[list] = []  # [start, end, weight]
+    for feature in sorted(heaviest, key=spans.__getitem__):
+        start, end = spans[feature]
+        if phrases and start <= phrases[-1][1]:
+            phrases[-1][1] = max(phrases[-1][1], end)
+            phrases[-1][2] += weights[feature]
+        else:
+            phrases.append([start, end, weights[feature]])
+    phrases.sort(key=lambda p: -p[2])
+    return [(start, end, round(weight, 4)) for start, end, weight in sorted(phrases[:count])]

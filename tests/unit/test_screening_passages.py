@@ -1,0 +1,163 @@
+"""The passage check (plugin/screening/passages.py): passages, the two-model agreement, evidence,
+and that passages.json matches its training data."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings, strategies as st
+
+from plugin.screening import engine, passages, train_passages
+from plugin.screening.passages import (PassageModel, evidence, passage_spans, sentence_spans,
+                                       strongest_passage)
+
+WORD_MODEL = engine.MODEL
+PASSAGE_MODEL = engine.PASSAGES
+# A support matter with one risk passage in the middle (written for these tests).
+BURIED = ("Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
+          "Honestly I don't see the point in carrying on anymore, I feel like a burden to everyone "
+          "and I just want it all to stop. Please rebook the visit for next week. Thanks")
+
+
+def test_sentences_and_passages():
+    text = "hello there. my order is late!\n\nplease help? thanks"
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    assert sentences == ["hello there", " my order is late", "please help", " thanks"]
+    spans = passage_spans(text)
+    assert [text[a:b] for a, b in spans] == [
+        "hello there. my order is late", " my order is late!\n\nplease help",
+        "please help? thanks"]
+
+
+def test_a_short_text_is_one_passage_and_an_empty_one_none():
+    assert passage_spans("just one sentence here") == [(0, 22)]
+    assert passage_spans("one. two") == [(0, 8)]
+    assert passage_spans("") == [] and passage_spans(" ... \n ") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab .!?\n", max_size=80))
+def test_passages_are_consecutive_sentence_pairs(text):
+    sentences = sentence_spans(text)
+    for (a, b), (c, d) in zip(sentences, sentences[1:]):
+        assert a < b < c < d and re.search(r"[.!?\n]", text[b:c])
+        assert not text[b:c].strip(".!?\n \t")  # between sentences: breaks and blanks only
+    assert all(text[a:b].strip() and not re.search(r"[.!?\n]", text[a:b]) for a, b in sentences)
+    spans = passage_spans(text)
+    if len(sentences) <= 2:
+        assert spans == ([(sentences[0][0], sentences[-1][1])] if sentences else [])
+    else:
+        assert spans == [(sentences[i][0], sentences[i + 1][1]) for i in range(len(sentences) - 1)]
+
+
+def test_the_whole_text_model_must_agree_on_the_same_passage():
+    # A passage model that (wrongly) finds risk in a refund: the whole-text model, reading the
+    # same passage, does not, so no passage is returned.
+    refund_lover = PassageModel(bias=-2.0, threshold=0.5, weights={"refund": 6.0}, trained_on=1)
+    text = "my parcel never came. please send the refund to my card. thanks"
+    assert refund_lover.probability(passages.passage_features("please send the refund")[0]) > 0.9
+    assert strongest_passage(refund_lover, WORD_MODEL, text) is None
+
+
+def test_a_ticket_of_one_passage_was_already_read_whole():
+    # Both models read this as risk, but the word model already judged the whole (short) text.
+    short = engine.canonical_text("Honestly I don't see the point in carrying on anymore. "
+                                  "I feel like a burden to everyone and I just want it all to stop.")
+    assert len(passage_spans(short)) == 1
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, short) is None
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, short + " " + short) is not None
+
+
+def test_a_short_passage_must_meet_the_word_models_short_text_bar():
+    # A look-alike from the case files ("I have everything ready: new router and cable. Tonight
+    # I'll do it"), greeted: both models read its passage as risk at their usual thresholds, but
+    # it is short, and the word model is not as sure as it must be of a short ticket.
+    text = engine.canonical_text("Guten Tag. Ich habe alles bereit: neuer Router und Kabel. "
+                                 "Heute Abend mach ich es und melde mich. Danke")
+    agreeing = []
+    for start, end in passage_spans(text):
+        features, words = passages.passage_features(text[start:end])
+        second = passages.word_model_probability(WORD_MODEL, features, words)
+        if (PASSAGE_MODEL.probability(features) >= PASSAGE_MODEL.threshold
+                and second >= WORD_MODEL.at_risk.threshold):
+            assert words < passages.SHORT_TEXT_WORDS and second < passages.SHORT_TEXT_THRESHOLD
+            agreeing.append((start, end))
+    assert agreeing, "the example no longer exercises the short-passage bar: pick another"
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, text) is None
+
+
+def test_a_buried_risk_passage_is_found_and_an_ordinary_ticket_has_none():
+    risk = engine.canonical_text(BURIED)
+    found = strongest_passage(PASSAGE_MODEL, WORD_MODEL, risk)
+    assert found is not None
+    assert "point in carying on" in risk[found.start:found.end]  # canonical: doubles collapsed
+    assert found.probability >= PASSAGE_MODEL.threshold
+    assert found.word_model >= WORD_MODEL.at_risk.threshold
+    ordinary = engine.canonical_text("hi, order 88412 arrived with a cracked screen protector. the box was fine but the "
+                "protector inside was broken. could you send a replacement or refund the 12.99? "
+                "i use the phone for work every day. thanks, maria")
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, ordinary) is None
+
+
+def test_evidence_is_a_few_phrases_inside_the_passage():
+    text = engine.canonical_text(BURIED)
+    found = strongest_passage(PASSAGE_MODEL, WORD_MODEL, text)
+    assert found is not None
+    phrases = evidence(PASSAGE_MODEL, text, found)
+    assert 1 <= len(phrases) <= 3
+    assert phrases == sorted(phrases)
+    for start, end, weight in phrases:
+        assert found.start <= start < end <= found.end and weight > 0
+
+
+def test_passages_json_matches_its_training_data():
+    # Retraining takes ~1.5 minutes, so the digest stands in for it: editing a training file,
+    # a setting or the word model without `python -m plugin.screening.train_passages` fails here.
+    assert PASSAGE_MODEL.training_digest == train_passages.training_digest(WORD_MODEL), (
+        "passages.json is stale: run python -m plugin.screening.train_passages")
+    assert PASSAGE_MODEL.trained_on > 5000 and 0.5 <= PASSAGE_MODEL.threshold < 0.99
+
+
+# ---------------------------------------------------------------- in screen()
+
+
+def test_screen_raises_a_ticket_with_a_buried_risk_passage_to_high():
+    by_rules = engine.screen_by_rules(BURIED)
+    assert by_rules.tier in ("none", "concern")
+    assessment = engine.screen(BURIED)
+    assert assessment.tier == "high"
+    assert 0.60 <= assessment.score < 0.85
+    raised = [s for s in assessment.signals if s.rule.startswith("model.passage.")]
+    assert raised and all(s.rule == "model.passage.high" for s in raised)
+    risk_sentence = BURIED.index("Honestly"), BURIED.index(" Please rebook")
+    for signal in raised:
+        # The evidence is a few of the customer's words inside the risk passage, not the ticket.
+        assert risk_sentence[0] - 90 <= signal.start < signal.end <= risk_sentence[1]
+        assert signal.end - signal.start < 60
+    # The rules' own signals are kept beside the model's.
+    assert {s.rule for s in by_rules.signals} <= {s.rule for s in assessment.signals}
+
+
+def test_screen_leaves_an_ordinary_long_ticket_alone():
+    ordinary = ("Dear team, my savings account 4471 still shows the old address. I moved last month "
+                "and I want everything sent to the new flat from now on. I also need to make another "
+                "transfer to my sister before Friday, she is the beneficiary on the policy. Can you "
+                "confirm the limits? Regards, Tom")
+    assert engine.screen(ordinary).tier == "none"
+
+
+def test_the_passage_check_does_not_run_when_the_rules_already_said_high():
+    text = ("Hi, my order 4471 is late again. I want to kill myself, I can't take any of this "
+            "anymore. Please just refund me. Thanks")
+    assessment = engine.screen(text)
+    assert assessment.tier in ("high", "imminent")
+    assert not any(s.rule.startswith("model.passage.") for s in assessment.signals)
+
+
+def test_a_negated_statement_is_blanked_before_the_passages_are_read():
+    # The same words, said as a reassurance: the rules read them as negated, so neither model
+    # sees them (engine._blank), and no passage raises the ticket.
+    text = ("Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
+            "Don't worry, I'm not suicidal and I don't want to die, I'm just furious. Please "
+            "rebook the visit for next week. Thanks")
+    assert engine.screen(text).tier in ("none", "concern")
