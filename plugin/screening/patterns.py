@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -214,7 +215,9 @@ def _cost(literals: frozenset[str], frequent: frozenset[str]) -> float:
         if len(core) <= 3:
             return 5.0 - len(core)
         return 8.0 / len(core) ** 2
-    return sum(one(s) for s in literals)
+    # fsum: exact, so the total (and the choice between near-equal sets) does not depend on the
+    # set's iteration order, which changes with the hash seed.
+    return math.fsum(one(s) for s in literals)
 
 
 def _exact_element(op: object, arg: object, memo: dict[int, frozenset[str] | None]) -> frozenset[str] | None:
