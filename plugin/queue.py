@@ -182,12 +182,16 @@ class JobQueue:
             "SELECT step, data FROM journal WHERE job_id = ?", (job_id,))}
         return Job(job_id, ref_from_json(ref_json), prio, attempts + 1, received_at, steps)
 
-    async def next_ready_in(self) -> float | None:
-        """Seconds until the earliest waiting job is due (None: no waiting jobs)."""
+    async def next_ready_in(self, *, exclude_tenants: Iterable[str] = ()) -> float | None:
+        """Seconds until the earliest waiting job of a tenant not excluded is due (None: none)."""
+        excluded = tuple(exclude_tenants)
+
         def query(conn: sqlite3.Connection) -> float | None:
+            not_excluded = (f" AND tenant_id NOT IN ({','.join('?' * len(excluded))})"
+                            if excluded else "")
             row = conn.execute("SELECT MIN(CASE WHEN state = 'queued' THEN next_run_at"
                                " ELSE lease_until END) FROM jobs WHERE state IN ('queued','leased')"
-                               ).fetchone()
+                               + not_excluded, excluded).fetchone()
             return row[0]
 
         earliest = await self.store.run(query)

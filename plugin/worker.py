@@ -13,10 +13,11 @@ Errors decide what happens to a job:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -97,6 +98,11 @@ class VendorClients:
     def blocked_tenants(self) -> set[str]:
         return {tid for tid, budget in self._budgets.items() if budget.blocked_for() > 0}
 
+    def next_unblock_in(self) -> float | None:
+        """Seconds until the first blocked tenant may call its helpdesk again (None: none blocked)."""
+        waits = [wait for budget in self._budgets.values() if (wait := budget.blocked_for()) > 0]
+        return min(waits, default=None)
+
     async def aclose(self) -> None:
         for _, client in self._clients.values():
             await client.aclose()
@@ -116,7 +122,8 @@ def tenant_worker_limit(concurrency: int, share: float, tenant_count: int) -> in
     """
     if tenant_count <= 1:
         return concurrency
-    return max(1, int(concurrency * share))
+    # The epsilon keeps 100 × 0.57 at 57 (the product is 56.99999…).
+    return max(1, math.floor(concurrency * share + 1e-9))
 
 
 class Worker:
@@ -156,10 +163,13 @@ class Worker:
         self.queue.ready.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+        # Taken before cancelling: a cancelled worker's `finally` forgets its job.
+        unfinished = list(self._inflight.values())
+        if self._tasks:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for job in list(self._inflight.values()):
+        for job in unfinished:
             try:
                 await self.queue.release(job.id)
             except StoreUnavailableError:
@@ -170,40 +180,57 @@ class Worker:
     async def _loop(self) -> None:
         while not self._stopping:
             self.queue.ready.clear()
+            skipped: set[str] = set()
             try:
                 async with self._leasing:
-                    job = await self.queue.lease(exclude_tenants=self._tenants_to_skip())
+                    skipped = self._tenants_to_skip()
+                    job = await self.queue.lease(exclude_tenants=skipped)
                     if job is not None:
                         self._held_by_tenant[job.tenant_id] += 1
             except StoreUnavailableError:
                 await asyncio.sleep(1.0)
                 continue
             if job is None:
-                await self._wait_for_work()
+                await self._wait_for_work(skipped)
                 continue
             self._inflight[job.id] = job
             try:
                 await self.process(job)
             finally:
                 self._inflight.pop(job.id, None)
-                self._held_by_tenant[job.tenant_id] -= 1
-                if not self._held_by_tenant[job.tenant_id]:
-                    del self._held_by_tenant[job.tenant_id]
+                self._release_slot(job.tenant_id)
+
+    def _release_slot(self, tenant_id: str) -> None:
+        held = self._held_by_tenant[tenant_id]
+        if held >= self.tenant_limit():
+            # The tenant was at its limit: an idle worker may now take its next job.
+            self.queue.ready.set()
+        if held <= 1:
+            del self._held_by_tenant[tenant_id]
+        else:
+            self._held_by_tenant[tenant_id] = held - 1
 
     def tenant_limit(self) -> int:
-        return tenant_worker_limit(self.concurrency, self.tenant_share, len(self.tenants))
+        enabled = sum(1 for tenant in self.tenants if tenant.enabled)
+        return tenant_worker_limit(self.concurrency, self.tenant_share, enabled)
 
     def _tenants_to_skip(self) -> set[str]:
         limit = self.tenant_limit()
         at_limit = {tenant for tenant, held in self._held_by_tenant.items() if held >= limit}
         return self.clients.blocked_tenants() | at_limit
 
-    async def _wait_for_work(self) -> None:
+    async def _wait_for_work(self, skipped: Iterable[str] = ()) -> None:
+        """Sleep until a job may be ready. Jobs of `skipped` tenants do not count (they would
+        wake this worker at once, again and again): a tenant at its share of the workers sets
+        `ready` when a slot frees, and a rate-limited one is waited for until its block ends."""
         timeout = self.idle_poll_seconds
         try:
-            due = await self.queue.next_ready_in()
+            due = await self.queue.next_ready_in(exclude_tenants=skipped)
             if due is not None:
                 timeout = min(timeout, max(0.005, due))
+            unblocked = self.clients.next_unblock_in()
+            if unblocked is not None:
+                timeout = min(timeout, max(0.005, unblocked))
         except StoreUnavailableError:
             pass
         try:

@@ -21,6 +21,8 @@ from plugin.worker import tenant_worker_limit
     (1, 0.75, 2, 1),     # never below one
     (4, 1.0, 2, 4),      # share 1: no cap
     (10, 0.5, 5, 5),
+    (100, 0.57, 2, 57),  # 100 × 0.57 is 56.99999… in floating point
+    (100, 0.29, 2, 29),
 ])
 def test_tenant_worker_limit(concurrency, share, tenant_count, limit):
     assert tenant_worker_limit(concurrency, share, tenant_count) == limit
