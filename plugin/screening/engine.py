@@ -153,10 +153,14 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
         # "last month" capping an attempt at high): the word model does not overrule that.
         return by_rules
     if asked == "none":
-        if tier_rank(by_rules.tier) >= tier_rank("high") or view.at_risk < passages.GATE:
+        if tier_rank(by_rules.tier) >= tier_rank("high"):
+            return by_rules
+        if view.at_risk < passages.GATE and by_rules.tier != "concern":
+            # Nothing in the ticket worried either reader (the rules' concern is a reason to
+            # look however long, and so diluted, the ticket is).
             return by_rules
         # The whole ticket did not read as risk; one passage of it may (passages.py).
-        passage = passages.strongest_passage(PASSAGES, MODEL, read)
+        passage = passages.strongest_passage(PASSAGES, MODEL, read, scoped_out)
         if passage is None:
             return by_rules
         return _raised_by_passage(by_rules, view, passage, read, text, plain, plain_origin)
@@ -232,7 +236,8 @@ def _raised_by_passage(by_rules: Assessment, view: learned.Opinion, passage: pas
     _, canonical_origin = normalise_mapped(plain)
     rule = f"model.passage.{'imminent' if imminent else 'high'}"
     evidence = []
-    for start, end, weight in passages.evidence(PASSAGES, read, passage):
+    for start, end, weight in passages.evidence(PASSAGES, read, passage,
+                                                stopwords=BOOK.stopword_index):
         raw_start, raw_end = _span_in_original(text, plain, plain_origin, canonical_origin,
                                                start, end)
         evidence.append(Signal(rule=rule, category=MODEL_CATEGORY, language=by_rules.language,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from itertools import chain, islice
-from typing import Iterator
+from typing import Iterable, Iterator
 
 MODEL_PATH = Path(__file__).parent / "rules" / "learned.json"
 # Letters only: `normalise` already folded accents (ñ → n, ß → ss) and digits or symbols that
@@ -148,6 +148,25 @@ class Head:
         return self.bias + scale * sum(map(self.weights.__getitem__, known))
 
 
+# Weights are stored with 4 decimals, so 10,000 × weight is an integer. Two of them share one
+# Python int: the at-risk one in the low _FIELD_BITS (two's complement), the imminent one above.
+# A sum of packed values is the packed sum as long as each head's total stays within ±2**39
+# (weights are a few units, a text has at most a few thousand features).
+_UNITS = 10_000
+_FIELD_BITS = 40
+_FIELD = 1 << _FIELD_BITS
+_HALF = 1 << (_FIELD_BITS - 1)
+
+
+def pack(at_risk: float, imminent: float) -> int:
+    return round(at_risk * _UNITS) + (round(imminent * _UNITS) << _FIELD_BITS)
+
+
+def unpack(total: int) -> tuple[float, float]:
+    low = ((total + _HALF) % _FIELD) - _HALF
+    return low / _UNITS, ((total - low) >> _FIELD_BITS) / _UNITS
+
+
 @dataclass(frozen=True)
 class WordModel:
     at_risk: Head
@@ -156,14 +175,20 @@ class WordModel:
     trained_on: int
     vocabulary: frozenset[str]
     training_digest: str = ""
-    # at_risk + 1j * imminent per feature: one lookup and one C-level sum serve both heads that
-    # run on every ticket (a third of the model's time went to dictionary lookups).
-    both: dict[str, complex] = field(default_factory=dict, repr=False, compare=False)
+    # Both heads that run on every ticket, packed per feature into one integer (see `pack`):
+    # one lookup and one C-level sum serve both (a third of the model's time went to dictionary
+    # lookups), and integer sums are exact, so the result does not depend on the order in which
+    # a set of features is iterated (it follows the process's hash seed).
+    both: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.both:
             imminent = self.imminent.weights
-            self.both.update((f, complex(w, imminent[f])) for f, w in self.at_risk.weights.items())
+            self.both.update((f, pack(w, imminent[f])) for f, w in self.at_risk.weights.items())
+
+    def head_sums(self, known: Iterable[str]) -> tuple[float, float]:
+        """Σ at-risk weights and Σ imminent weights of `known` (features in the vocabulary)."""
+        return unpack(sum(map(self.both.__getitem__, known)))
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "WordModel":
@@ -207,9 +232,9 @@ def opinion(model: WordModel, canonical: str, *, evidence: int = 3) -> Opinion:
     words = words_of(canonical)
     known = model.vocabulary.intersection(chain(words, word_pairs(words)))
     scale = length_scale(len(words))
-    total = sum(map(model.both.__getitem__, known), 0j)
-    at_risk = _sigmoid(model.at_risk.bias + scale * total.real)
-    imminent = _sigmoid(model.imminent.bias + scale * total.imag)
+    risk_sum, imminent_sum = model.head_sums(known)
+    at_risk = _sigmoid(model.at_risk.bias + scale * risk_sum)
+    imminent = _sigmoid(model.imminent.bias + scale * imminent_sum)
     threshold = model.at_risk.threshold
     if len(words) < SHORT_TEXT_WORDS:
         threshold = max(threshold, SHORT_TEXT_THRESHOLD)

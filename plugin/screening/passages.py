@@ -23,12 +23,14 @@ import re
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Container, Sequence
 
 from plugin.screening.learned import (SHORT_TEXT_THRESHOLD, SHORT_TEXT_WORDS, WordModel, features,
                                       length_scale, word_pairs, words_of)
 
 PASSAGES_PATH = Path(__file__).parent / "rules" / "passages.json"
 SENTENCE_BREAK = re.compile(r"[.!?\n]+")
+_HAS_WORD = re.compile(r"[^\W_]")  # a letter or digit
 PASSAGE_SENTENCES = 2
 # Whole-text at-risk probability below which no passage is read.
 GATE = 0.1
@@ -54,7 +56,8 @@ class PassageModel:
 
     def probability(self, features: set[str] | frozenset[str]) -> float:
         weights = self.weights
-        return _sigmoid(self.bias + sum(weights[f] for f in features if f in weights))
+        # fsum: exact, so the result does not follow the set's (hash-seeded) iteration order.
+        return _sigmoid(self.bias + math.fsum(weights[f] for f in features if f in weights))
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,10 @@ def sentence_spans(canonical: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
     for brk in SENTENCE_BREAK.finditer(canonical):
-        if canonical[start:brk.start()].strip():
+        if _HAS_WORD.search(canonical, start, brk.start()):
             spans.append((start, brk.start()))
         start = brk.end()
-    if canonical[start:].strip():
+    if _HAS_WORD.search(canonical, start):
         spans.append((start, len(canonical)))
     return spans
 
@@ -103,23 +106,27 @@ def passage_features(text: str) -> tuple[frozenset[str], int]:
 def word_model_probability(model: WordModel, features: frozenset[str], word_count: int) -> float:
     """The whole-text model's at-risk probability for a text with these features."""
     known = model.vocabulary.intersection(features)
-    total = sum(map(model.at_risk.weights.__getitem__, known))
+    total = math.fsum(map(model.at_risk.weights.__getitem__, known))
     return _sigmoid(model.at_risk.bias + length_scale(word_count) * total)
 
 
-def strongest_passage(passage_model: PassageModel, word_model: WordModel,
-                      canonical: str) -> Passage | None:
+def strongest_passage(passage_model: PassageModel, word_model: WordModel, canonical: str,
+                      disowned: Sequence[tuple[int, int]] = ()) -> Passage | None:
     """The passage both models read as risk, the passage model's surest; None if there is none.
 
     A ticket of one passage was already read whole by the word model: nothing to add. A short
     passage must satisfy the word model's short-text bar, as a short ticket must ("I have
-    everything ready, tonight I'll do it" is about a router as often as not).
+    everything ready, tonight I'll do it" is about a router as often as not). A passage holding a
+    statement the rules read as negated, hypothetical or past (`disowned` spans: "I'm not
+    suicidal, just furious") is not read: the writer has said what its words mean.
     """
     spans = passage_spans(canonical)
     if len(spans) < 2:
         return None
     best: Passage | None = None
     for start, end in spans:
+        if any(a < end and start < b for a, b in disowned):
+            continue
         features, word_count = passage_features(canonical[start:end])
         probability = passage_model.probability(features)
         if probability < passage_model.threshold or (best and probability <= best.probability):
@@ -133,22 +140,23 @@ def strongest_passage(passage_model: PassageModel, word_model: WordModel,
     return best
 
 
-def evidence(passage_model: PassageModel, canonical: str, passage: Passage,
-             count: int = 3) -> list[tuple[int, int, float]]:
+def evidence(passage_model: PassageModel, canonical: str, passage: Passage, count: int = 3,
+             stopwords: Container[str] = frozenset()) -> list[tuple[int, int, float]]:
     """The passage's `count` heaviest phrases for the passage model: (start, end, weight) in
-    canonical offsets, overlapping features ("wont be", "be here") joined into one phrase. The
-    note quotes these few words, not the whole passage."""
+    canonical offsets. Features that touch or are only a space apart ("wont be", "be here") are
+    joined into one phrase whose weight is their sum; a feature made of `stopwords` alone ("to",
+    "i") is never quoted on its own. The note quotes these few words, not the whole passage."""
     weights = passage_model.weights
     offset = passage.start
     spans: dict[str, tuple[int, int]] = {}
     for feature, start, end in features(canonical[passage.start:passage.end]):
-        if weights.get(feature, 0.0) > 0.0:
+        if weights.get(feature, 0.0) > 0.0 and not all(w in stopwords for w in feature.split()):
             spans.setdefault(feature, (offset + start, offset + end))
     heaviest = sorted(spans, key=lambda f: (-weights[f], spans[f]))[:count * 2]
     phrases: list[list] = []  # [start, end, weight]
     for feature in sorted(heaviest, key=spans.__getitem__):
         start, end = spans[feature]
-        if phrases and start <= phrases[-1][1]:
+        if phrases and not canonical[phrases[-1][1]:start].strip():
             phrases[-1][1] = max(phrases[-1][1], end)
             phrases[-1][2] += weights[feature]
         else:

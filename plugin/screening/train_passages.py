@@ -7,7 +7,9 @@ Data: the word model's training tickets (train.TRAINING_FILES) and, for this mod
 `training/passage_negatives/` — ordinary tickets and posts dense in the words that look like risk
 out of context (timing, money and arrangements, leaving, giving things away, "everything is
 ready"), written because a passage model trained without them misread a bank transfer or a court
-date as risk. Never a development or blind set. Every passage of a "none" or "concern" ticket is a negative: none of them may read as risk.
+date as risk. Never the development set or a blind set written for measurement
+(train.TRAINING_FILES holds the early 210-ticket helpdesk set, which became training data once
+it had guided the rules). Every passage of a "none" or "concern" ticket is a negative: none of them may read as risk.
 An at-risk ticket says so somewhere, but the label does not say where, so its positive is the
 passage the current model finds most telling (multiple-instance learning): first by the
 whole-text model's weights, then once more by the passage model's own. Logistic regression by
@@ -29,8 +31,8 @@ from typing import Sequence
 
 from plugin.screening import train
 from plugin.screening.learned import MODEL_PATH, WordModel
-from plugin.screening.passages import (GATE, PASSAGE_SENTENCES, PASSAGES_PATH, passage_features,
-                                       passage_spans)
+from plugin.screening.passages import (PASSAGE_SENTENCES, PASSAGES_PATH, SENTENCE_BREAK,
+                                       passage_features, passage_spans)
 
 MAX_FALSE_ALARM = 0.01
 MIL_ROUNDS = 2
@@ -45,13 +47,26 @@ Passages = list[tuple[frozenset[str], int]]
 Ticket = tuple[str, Passages, bool]  # (tier, passages, one of the passage negatives?)
 
 
+def _record(path: Path, line_number: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+        text, tier = record["text"], record["tier"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path.name}:{line_number}: not a JSON object with text and tier") from None
+    if tier not in ("none", "concern", "high", "imminent") or not isinstance(text, str):
+        raise ValueError(f"{path.name}:{line_number}: unknown tier or text not a string")
+    if path in NEGATIVE_FILES and tier != "none":
+        raise ValueError(f"{path.name}:{line_number}: a passage negative must be tier none")
+    return record
+
+
 def load_tickets(paths: Sequence[Path] = TRAINING_FILES) -> list[Ticket]:
     tickets = []
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            record = json.loads(line)  # train.load_examples reports malformed lines by name
+            record = _record(path, line_number, line)
             canonical = train._canonical_text(record["text"], train._book())
             tickets.append((record["tier"], [passage_features(canonical[start:end])
                                              for start, end in passage_spans(canonical)],
@@ -133,7 +148,8 @@ def training_digest(word_model: WordModel, paths: Sequence[Path] = TRAINING_FILE
     """The training data, the settings and the word model it starts from: a test compares it
     with passages.json's, so a change without a retrain fails fast."""
     digest = hashlib.sha256()
-    settings = (MAX_FALSE_ALARM, MIL_ROUNDS, MIN_PASSAGES, PASSAGE_SENTENCES, GATE, train.EPOCHS,
+    settings = (MAX_FALSE_ALARM, MIL_ROUNDS, MIN_PASSAGES, PASSAGE_SENTENCES,
+                SENTENCE_BREAK.pattern, train.EPOCHS,
                 train.LEARNING_RATE, train.L2, train.PRUNE_BELOW, train.FOLDS, train.SEED,
                 word_model.training_digest)
     digest.update(repr(settings).encode())

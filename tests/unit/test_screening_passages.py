@@ -121,43 +121,99 @@ def test_passages_json_matches_its_training_data():
 # ---------------------------------------------------------------- in screen()
 
 
+GREETING = "Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
+SIGN_OFF = " Please rebook the visit for next week. Thanks"
+ORDINARY = ("The router also drops the connection every evening around eight. I restarted it twice "
+            "and checked every cable. The app says the line is fine but the light keeps blinking. ")
+
+
+def _passage_signals(assessment):
+    return [s for s in assessment.signals if s.rule.startswith("model.passage.")]
+
+
 def test_screen_raises_a_ticket_with_a_buried_risk_passage_to_high():
     by_rules = engine.screen_by_rules(BURIED)
     assert by_rules.tier in ("none", "concern")
     assessment = engine.screen(BURIED)
     assert assessment.tier == "high"
     assert 0.60 <= assessment.score < 0.85
-    raised = [s for s in assessment.signals if s.rule.startswith("model.passage.")]
+    raised = _passage_signals(assessment)
     assert raised and all(s.rule == "model.passage.high" for s in raised)
-    risk_sentence = BURIED.index("Honestly"), BURIED.index(" Please rebook")
-    for signal in raised:
-        # The evidence is a few of the customer's words inside the risk passage, not the ticket.
-        assert risk_sentence[0] - 90 <= signal.start < signal.end <= risk_sentence[1]
-        assert signal.end - signal.start < 60
+    quoted = [BURIED[s.start:s.end] for s in raised]
+    # The customer's own words from the risk sentence, a few at a time, not the ticket.
+    risk_sentence = BURIED[BURIED.index("Honestly"):BURIED.index(" Please rebook")]
+    assert all(q and q in risk_sentence and len(q) < 60 for q in quoted), quoted
+    assert not any(q.lower() in ("to", "i", "and", "the") for q in quoted), quoted
     # The rules' own signals are kept beside the model's.
     assert {s.rule for s in by_rules.signals} <= {s.rule for s in assessment.signals}
 
 
+def test_a_long_ticket_does_not_dilute_the_risk_passage_away():
+    # Ordinary sentences around the risk sentence lower the whole-text model's probability far
+    # below the gate; the rules' concern still sends the ticket to the passage check.
+    text = GREETING + ORDINARY * 3 + BURIED[BURIED.index("Honestly"):BURIED.index(" Please")] + SIGN_OFF
+    assert engine.learned.opinion(engine.MODEL, engine.canonical_text(text)).at_risk < passages.GATE
+    assert engine.screen_by_rules(text).tier == "concern"
+    assessment = engine.screen(text)
+    assert assessment.tier == "high" and _passage_signals(assessment)
+
+
 def test_screen_leaves_an_ordinary_long_ticket_alone():
-    ordinary = ("Dear team, my savings account 4471 still shows the old address. I moved last month "
-                "and I want everything sent to the new flat from now on. I also need to make another "
-                "transfer to my sister before Friday, she is the beneficiary on the policy. Can you "
-                "confirm the limits? Regards, Tom")
+    # Arrangement, money and timing words in plain use; the whole-text model gives it enough
+    # probability for the passage check to read it.
+    ordinary = ("Hello, I'm leaving the country on Friday and I won't need the account anymore "
+                "after tonight. Please transfer the remaining balance to my brother and close "
+                "everything. Thanks for all your help over the years. Regards, Ana")
+    assert engine.learned.opinion(engine.MODEL, engine.canonical_text(ordinary)).at_risk >= passages.GATE
     assert engine.screen(ordinary).tier == "none"
 
 
 def test_the_passage_check_does_not_run_when_the_rules_already_said_high():
-    text = ("Hi, my order 4471 is late again. I want to kill myself, I can't take any of this "
-            "anymore. Please just refund me. Thanks")
+    text = GREETING + BURIED[BURIED.index("Honestly"):BURIED.index(" Please")] + " I want to kill myself." + SIGN_OFF
+    canonical = engine.canonical_text(text)
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, canonical) is not None
     assessment = engine.screen(text)
     assert assessment.tier in ("high", "imminent")
-    assert not any(s.rule.startswith("model.passage.") for s in assessment.signals)
+    assert not _passage_signals(assessment)
 
 
-def test_a_negated_statement_is_blanked_before_the_passages_are_read():
-    # The same words, said as a reassurance: the rules read them as negated, so neither model
-    # sees them (engine._blank), and no passage raises the ticket.
-    text = ("Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
-            "Don't worry, I'm not suicidal and I don't want to die, I'm just furious. Please "
-            "rebook the visit for next week. Thanks")
+def test_a_passage_holding_a_disowned_statement_is_not_read():
+    risk = engine.canonical_text(BURIED)
+    found = strongest_passage(PASSAGE_MODEL, WORD_MODEL, risk)
+    assert found is not None
+    inside = (found.start + 2, found.start + 10)
+    again = strongest_passage(PASSAGE_MODEL, WORD_MODEL, risk, disowned=[inside])
+    assert again is None or not (again.start < inside[1] and inside[0] < again.end)
+    outside = (len(risk) - 3, len(risk))  # in the sign-off, outside the risk passage
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, risk, disowned=[outside]) == found
+
+
+def test_screen_hands_the_rules_disowned_spans_to_the_passage_check(monkeypatch):
+    # A reassurance the rules scope out ("I'm not suicidal, just furious") must keep its passage
+    # from being read; the engine passes those spans on. Seen by wrapping the real function.
+    seen = []
+    real = passages.strongest_passage
+
+    def spy(passage_model, word_model, canonical, disowned=()):
+        seen.append(list(disowned))
+        return real(passage_model, word_model, canonical, disowned)
+
+    monkeypatch.setattr(passages, "strongest_passage", spy)
+    text = ("Your app charged me twice again. Honestly I'm not going to hurt myself over this, but "
+            "I can't cope with any of it anymore and I just want it all to stop. Please refund "
+            "the second payment. Thanks")
     assert engine.screen(text).tier in ("none", "concern")
+    assert seen and seen[0], "the negated statement's span was not handed over"
+
+
+def test_a_past_statement_is_disowned_before_the_passages_are_read():
+    # Told as past (the rules flag it historical): its passage is not read, although both
+    # models would read the same words as risk.
+    middle = ("Years ago I tried to kill myself because I felt like a burden to everyone and "
+              "wanted it all to stop.")
+    text = GREETING + middle + SIGN_OFF
+    canonical = engine.canonical_text(text)
+    assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, canonical) is not None
+    assessment = engine.screen(text)
+    assert "historical" in assessment.flags
+    assert assessment.tier in ("none", "concern") and not _passage_signals(assessment)
