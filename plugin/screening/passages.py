@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Container, Sequence
 
 from plugin.screening.learned import (SHORT_TEXT_THRESHOLD, SHORT_TEXT_WORDS, WordModel, features,
-                                      length_scale, word_pairs, words_of)
+                                      length_scale, shared_floats, word_pairs, words_of)
 
 PASSAGES_PATH = Path(__file__).parent / "rules" / "passages.json"
 SENTENCE_BREAK = re.compile(r"[.!?\n]+")
@@ -46,11 +46,11 @@ class PassageModel:
 
     @classmethod
     def load(cls, path: Path = PASSAGES_PATH) -> "PassageModel":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=shared_floats())
         if data.get("version") != 1:
             raise ValueError(f"{path.name}: unknown format; run python -m plugin.screening.train_passages")
         return cls(bias=float(data["bias"]), threshold=float(data["threshold"]),
-                   weights=dict(zip(data["features"], map(float, data["weights"]))),
+                   weights=dict(zip(data["features"], data["weights"])),
                    trained_on=int(data["trained_on"]),
                    training_digest=str(data.get("training_digest", "")))
 
