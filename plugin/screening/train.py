@@ -26,7 +26,7 @@ import sys
 from collections import Counter
 from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from plugin.screening import rulebook
 from plugin.screening.canonical import canonical_text as _canonical_text
@@ -61,22 +61,29 @@ def _book() -> rulebook.Rulebook:
 Example = tuple[frozenset[str], str, bool, int]  # (features, tier, someone else?, words)
 
 
+def read_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for every non-empty line of a training file; a line that is not
+    a JSON object with a known tier and a text string stops training with its file and line."""
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            text, tier = record["text"], record["tier"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path.name}:{line_number}: not a JSON object with text and tier"
+                             ) from None
+        if tier not in ("none", "concern", "high", "imminent") or not isinstance(text, str):
+            raise ValueError(f"{path.name}:{line_number}: unknown tier or text not a string")
+        yield line_number, record
+
+
 def load_examples(paths: Sequence[Path] = TRAINING_FILES) -> list[Example]:
     examples = []
     for path in paths:
-        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                text, tier = record["text"], record["tier"]
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path.name}:{line_number}: not a JSON object with text and tier"
-                                 ) from None
-            if tier not in ("none", "concern", "high", "imminent") or not isinstance(text, str):
-                raise ValueError(f"{path.name}:{line_number}: unknown tier or text not a string")
-            words = words_of(_canonical_text(text, _book()))
-            examples.append((frozenset(chain(words, word_pairs(words))), tier,
+        for _, record in read_records(path):
+            words = words_of(_canonical_text(record["text"], _book()))
+            examples.append((frozenset(chain(words, word_pairs(words))), record["tier"],
                              bool(record.get("third_party")), len(words)))
     return examples
 

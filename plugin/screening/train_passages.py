@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import sys
 from collections import Counter
@@ -47,30 +46,17 @@ Passages = list[tuple[frozenset[str], int]]
 Ticket = tuple[str, Passages, bool]  # (tier, passages, one of the passage negatives?)
 
 
-def _record(path: Path, line_number: int, line: str) -> dict:
-    try:
-        record = json.loads(line)
-        text, tier = record["text"], record["tier"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path.name}:{line_number}: not a JSON object with text and tier") from None
-    if tier not in ("none", "concern", "high", "imminent") or not isinstance(text, str):
-        raise ValueError(f"{path.name}:{line_number}: unknown tier or text not a string")
-    if path in NEGATIVE_FILES and tier != "none":
-        raise ValueError(f"{path.name}:{line_number}: a passage negative must be tier none")
-    return record
-
-
 def load_tickets(paths: Sequence[Path] = TRAINING_FILES) -> list[Ticket]:
     tickets = []
     for path in paths:
-        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            record = _record(path, line_number, line)
+        negative = path in NEGATIVE_FILES
+        for line_number, record in train.read_records(path):
+            if negative and record["tier"] != "none":
+                raise ValueError(f"{path.name}:{line_number}: a passage negative must be tier none")
             canonical = train._canonical_text(record["text"], train._book())
             tickets.append((record["tier"], [passage_features(canonical[start:end])
                                              for start, end in passage_spans(canonical)],
-                            path in NEGATIVE_FILES))
+                            negative))
     return tickets
 
 

@@ -90,3 +90,15 @@ async def test_an_idle_worker_waits_while_the_busy_tenant_is_at_its_share():
 async def test_a_disabled_tenant_does_not_shrink_the_share():
     worker = _worker(EndlessQueue(), [_tenant("busy"), _tenant("gone", enabled=False)])
     assert worker.tenant_limit() == 4
+
+
+def test_a_rate_limited_tenant_is_waited_for_until_its_block_ends():
+    from plugin.worker import VendorClients
+
+    clients = VendorClients(token_store=None)  # type: ignore[arg-type]
+    assert clients.next_unblock_in() is None
+    clients.budget(_tenant("busy")).block(2.0)
+    clients.budget(_tenant("quiet")).block(0.5)
+    wait = clients.next_unblock_in()
+    assert wait is not None and 0.4 < wait <= 0.5
+    assert clients.blocked_tenants() == {"busy", "quiet"}

@@ -15,14 +15,15 @@ _DOCUMENT = ("import json, sys; from plugin.screening import reindex; "
              "sys.stdout.write(json.dumps(reindex.literal_cache_document(), sort_keys=True))")
 
 
-def _document(seed: str) -> str:
+def _output(code: str, seed: str) -> str:
+    """What `code` prints in a fresh interpreter with string hashing seeded by `seed`."""
     env = dict(os.environ, PYTHONHASHSEED=seed)
-    return subprocess.run([sys.executable, "-c", _DOCUMENT], cwd=ROOT, env=env, check=True,
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True, timeout=300).stdout
 
 
 def test_the_literal_cache_does_not_depend_on_the_hash_seed():
-    first, second = _document("1"), _document("2")
+    first, second = _output(_DOCUMENT, "1"), _output(_DOCUMENT, "2")
     assert first and first == second
 
 
@@ -46,12 +47,6 @@ sys.stdout.write(json.dumps(out))
 """
 
 
-def _screened(seed: str) -> str:
-    env = dict(os.environ, PYTHONHASHSEED=seed)
-    return subprocess.run([sys.executable, "-c", _SCREEN_ALL], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True, timeout=300).stdout
-
-
 def test_screening_results_do_not_depend_on_the_hash_seed():
-    first, second = _screened("3"), _screened("4")
+    first, second = _output(_SCREEN_ALL, "3"), _output(_SCREEN_ALL, "4")
     assert len(first) > 100_000 and first == second

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from plugin.screening import engine, passages, train_passages
@@ -217,3 +218,21 @@ def test_a_past_statement_is_disowned_before_the_passages_are_read():
     assessment = engine.screen(text)
     assert "historical" in assessment.flags
     assert assessment.tier in ("none", "concern") and not _passage_signals(assessment)
+
+
+# ---------------------------------------------------------------- training data
+
+
+def test_a_bad_passage_training_line_names_its_file_and_line(tmp_path, monkeypatch):
+    bad = tmp_path / "xx-passneg.jsonl"
+    bad.write_text('{"text": "my parcel is late. please refund it", "tier": "none"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"xx-passneg.jsonl:2: not a JSON object"):
+        train_passages.load_tickets([bad])
+    # A passage negative is ordinary text by definition: any other tier is a mistake.
+    monkeypatch.setattr(train_passages, "NEGATIVE_FILES", (bad,))
+    bad.write_text('{"text": "fine", "tier": "none"}\n{"text": "I want to die", "tier": "high"}\n')
+    with pytest.raises(ValueError, match=r"xx-passneg.jsonl:2: a passage negative must be tier none"):
+        train_passages.load_tickets([bad])
+    bad.write_text('{"text": "my parcel is late. please refund it. thanks", "tier": "none"}\n')
+    [(tier, passages_read, negative)] = train_passages.load_tickets([bad])
+    assert tier == "none" and negative and len(passages_read) == 2
