@@ -60,8 +60,8 @@ class ServiceSettings(BaseSettings):
     max_attempts: int = Field(8, ge=1)
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(600.0, gt=0)
-    # Concurrent webhooks within this window share one SQLite commit.
-    group_commit_ms: float = Field(2.0, ge=0)
+    # Extra wait before an enqueue commit; webhooks arriving during a commit share the next one.
+    group_commit_ms: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     # Vendor HTTP timeouts
     vendor_timeout_seconds: float = Field(15.0, gt=0)

@@ -30,7 +30,8 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 @dataclass(frozen=True)
 class Delivery:
-    """One inbound webhook request. Header names are lower-case."""
+    """One inbound webhook request. Headers are looked up by lower-case name: a dict with
+    lower-case keys, or a case-insensitive mapping such as aiohttp's `request.headers`."""
 
     vendor: str
     tenant_id: str
@@ -48,6 +49,12 @@ class Reply:
     retry_after: int | None = None
 
 
+# The answers nearly every webhook gets, one shared object each (a transport may keep their
+# bodies encoded: see handlers/http.py).
+ACCEPTED = Reply(202, {"accepted": True, "duplicate": False})
+DUPLICATE = Reply(202, {"accepted": True, "duplicate": True})
+IGNORED = Reply(202, {"accepted": False, "ignored": True})
+
 Enqueue = Callable[[TicketRef, float], Awaitable[EnqueueResult]]
 TenantLookup = Callable[[str], TenantConfig | None]
 
@@ -63,17 +70,19 @@ def _reject(metrics: Metrics | None, vendor: str, reason: str, status: int, mess
 
 def _verify_any(webhook, delivery: Delivery, tenant: TenantConfig, now: float) -> None:
     """Accept the tenant's secret or one of its other secrets; otherwise the primary's error."""
-    secrets = [tenant.webhook_secret, *tenant.other_webhook_secrets]
-    first_error: CareRouteError | None = None
-    for secret in secrets:
-        try:
-            webhook.verify(delivery.headers, delivery.body, secret.get_secret_value(), now,
-                           query=delivery.query)
-            return
-        except CareRouteError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    raise first_error
+    try:
+        webhook.verify(delivery.headers, delivery.body, tenant.webhook_secret.get_secret_value(),
+                       now, query=delivery.query)
+        return
+    except CareRouteError as primary_error:
+        for secret in tenant.other_webhook_secrets:  # a secret being rotated in or out
+            try:
+                webhook.verify(delivery.headers, delivery.body, secret.get_secret_value(), now,
+                               query=delivery.query)
+                return
+            except CareRouteError:
+                pass
+        raise primary_error
 
 
 async def receive(delivery: Delivery, *, tenants: TenantLookup, enqueue: Enqueue,
@@ -108,7 +117,7 @@ async def receive(delivery: Delivery, *, tenants: TenantLookup, enqueue: Enqueue
         if ignorable is not None and isinstance(exc, ignorable):
             if metrics is not None:
                 metrics.ignored.labels(vendor).inc()
-            return Reply(202, {"accepted": False, "ignored": True})
+            return IGNORED
         # A parser bug must not become a 500 that Zendesk never retries; say 400, log the type.
         log.error("webhook_parse_failed", vendor=vendor, tenant=tenant.id,
                   error_type=type(exc).__name__)
@@ -123,9 +132,9 @@ async def receive(delivery: Delivery, *, tenants: TenantLookup, enqueue: Enqueue
         return Reply(503, {"error": "temporarily unavailable"}, retry_after=5)
 
     if metrics is not None:
-        metrics.accepted.labels(vendor, str(result.duplicate).lower()).inc()
+        metrics.accepted.labels(vendor, "true" if result.duplicate else "false").inc()
         metrics.ack_seconds.labels(vendor).observe(time.perf_counter() - started)
     log.info("webhook_accepted", vendor=vendor, tenant=tenant.id, ticket=ref.ticket_id,
              delivery=ref.delivery_id, job=result.job_id, duplicate=result.duplicate,
              kind=ref.event)
-    return Reply(202, {"accepted": True, "duplicate": result.duplicate})
+    return DUPLICATE if result.duplicate else ACCEPTED

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import weakref
 from typing import Any, Iterable, MutableMapping
 
 import structlog
@@ -76,7 +77,6 @@ redactor = Redactor()
 
 def configure(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog (and route the stdlib loggers through the same redaction)."""
-    global _generation
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
@@ -107,8 +107,9 @@ def configure(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> 
     root.setLevel(numeric)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-    # Last, so a logger rebuilt meanwhile cannot be marked current with the old configuration.
-    _generation += 1
+    # Last, so a logger rebuilt meanwhile cannot keep the old configuration.
+    for logger in list(_loggers):
+        logger._forget()
 
 
 def _drop_stdlib_args(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]
@@ -118,27 +119,35 @@ def _drop_stdlib_args(_logger: Any, _name: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
-# Bumped by `configure`: loggers rebuild on their next line after a reconfiguration.
-_generation = 0
+# Every module logger, so `configure` can make each rebuild on its next line.
+_loggers: "weakref.WeakSet[_Logger]" = weakref.WeakSet()
 
 
 class _Logger:
     """A module's logger. structlog's lazy proxy builds a bound logger on every call (a few µs a
     line, even for a line the level filters out, on every request); this one builds it once per
-    `configure` call and then hands out its methods."""
-
-    __slots__ = ("_name", "_bound", "_built_for")
+    `configure` call and keeps its methods as plain attributes, so `log.info` is one lookup."""
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._bound: Any = None
-        self._built_for = -1
+        _loggers.add(self)
 
     def __getattr__(self, attribute: str) -> Any:
-        if self._built_for != _generation:
-            self._bound = structlog.get_logger(self._name).bind()
-            self._built_for = _generation
-        return getattr(self._bound, attribute)
+        # Only reached for a method not cached yet (first use, or after `configure`).
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        bound = self.__dict__.get("_bound")
+        if bound is None:
+            bound = self.__dict__["_bound"] = structlog.get_logger(self._name).bind()
+        method = getattr(bound, attribute)
+        self.__dict__[attribute] = method
+        return method
+
+    def _forget(self) -> None:
+        """Drop the cached bound logger and methods (the configuration changed)."""
+        name = self._name
+        self.__dict__.clear()
+        self._name = name
 
 
 def get_logger(name: str = "careroute") -> Any:

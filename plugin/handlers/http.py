@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from ..config import ServiceSettings
-from ..ingest import Delivery
+from ..ingest import ACCEPTED, DUPLICATE, IGNORED, Delivery
 from ..logging import get_logger
 from ..service import Service
 from ..tenants import TenantDirectory
@@ -104,12 +104,8 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
 
 
 # The answers nearly every webhook gets, encoded once (json_response encodes on every call).
-# Compared by equality, so a reply body of any shape (lists, nested maps) is simply not one.
-_COMMON_REPLIES = tuple(
-    (body, json.dumps(body).encode())
-    for body in ({"accepted": True, "duplicate": False}, {"accepted": True, "duplicate": True},
-                 {"accepted": False, "ignored": True})
-)
+_ENCODED_REPLIES = tuple((reply, json.dumps(reply.body).encode())
+                         for reply in (ACCEPTED, DUPLICATE, IGNORED))
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -130,14 +126,14 @@ async def webhook(request: web.Request) -> web.Response:
         response = web.json_response({"error": "request body timeout"}, status=408)
         response.force_close()
         return response
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    delivery = Delivery(vendor=vendor, tenant_id=tenant_id, body=body, headers=headers,
-                        query=dict(request.query), oversize=oversize)
+    # aiohttp's header and query mappings are read-only views: no copy per request, and header
+    # look-ups by lower-case name are case-insensitive there.
+    delivery = Delivery(vendor=vendor, tenant_id=tenant_id, body=body, headers=request.headers,
+                        query=request.query, oversize=oversize)
     reply = await service.receive(delivery)
-    if reply.status == 202 and not reply.retry_after:
-        for body, encoded in _COMMON_REPLIES:
-            if reply.body == body:
-                return web.Response(body=encoded, status=202, content_type="application/json")
+    for common, encoded in _ENCODED_REPLIES:
+        if reply is common:
+            return web.Response(body=encoded, status=202, content_type="application/json")
     extra = {"Retry-After": str(reply.retry_after)} if reply.retry_after else None
     if reply.status == 413:
         # Don't leave an unread body on a keep-alive connection.

@@ -85,8 +85,13 @@ def _timestamp_seconds(value: str) -> float:
     return moment.timestamp()
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {str(k).lower(): v for k, v in headers.items()}
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """Header `name` (lower-case), stripped; "" if absent. Deliveries already carry lower-case
+    names, so the case-insensitive scan runs only for a mapping that doesn't."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    return (value or "").strip()
 
 
 def verify(headers: Mapping[str, str], raw: bytes, secret: str, now: float, *,
@@ -95,9 +100,8 @@ def verify(headers: Mapping[str, str], raw: bytes, secret: str, now: float, *,
     if not secret:
         # Never skip verification because a secret is missing.
         raise SignatureError("no secret configured")
-    lowered = _lower(headers)
-    signature = (lowered.get(SIGNATURE_HEADER) or "").strip()
-    timestamp = (lowered.get(TIMESTAMP_HEADER) or "").strip()
+    signature = _header(headers, SIGNATURE_HEADER)
+    timestamp = _header(headers, TIMESTAMP_HEADER)
     if not signature or not timestamp:
         raise SignatureError("missing signature")
     if abs(now - _timestamp_seconds(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
@@ -147,7 +151,7 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 def _delivery_id(headers: Mapping[str, str], event_id: Any, raw: bytes) -> str:
-    candidate = (_lower(headers).get(INVOCATION_HEADER) or "").strip()
+    candidate = _header(headers, INVOCATION_HEADER)
     if not candidate and isinstance(event_id, str):
         candidate = event_id.strip()
     if candidate:
@@ -187,7 +191,8 @@ def _parse_trigger(data: dict[str, Any], tenant_id: str, headers: Mapping[str, s
     event = data.get("event", "created")
     if event not in TRIGGER_EVENTS:
         raise PayloadError("unknown event")
-    hints = {key: value for key in _HINT_KEYS if (value := _hint(data.get(key))) is not None}
+    hints = {key: value for key in _HINT_KEYS
+             if (given := data.get(key)) is not None and (value := _hint(given)) is not None}
     return TicketRef(
         vendor="zendesk",
         tenant_id=tenant_id,

@@ -76,6 +76,64 @@ async def test_concurrent_enqueues_share_one_commit(queue, store):
     assert calls <= 2, f"50 concurrent webhooks took {calls} store round trips"
 
 
+async def test_without_a_window_enqueues_during_a_commit_share_the_next_one(store):
+    # group_commit_ms=0 (the default): no wait before a commit, yet webhooks arriving while one
+    # commit runs go into the next together, not one commit each.
+    queue = JobQueue(store)
+    calls = 0
+    original = store.run
+
+    async def counting(fn, **kw):
+        nonlocal calls
+        calls += 1
+        return await original(fn, **kw)
+
+    store.run = counting
+    first = asyncio.ensure_future(queue.enqueue(ref("first")))
+    await asyncio.sleep(0)  # its commit is under way
+    rest = await asyncio.gather(*(queue.enqueue(ref(str(i))) for i in range(100)))
+    await first
+    assert len({r.job_id for r in rest}) == 100
+    assert calls <= 3, f"101 webhooks took {calls} commits"
+
+
+async def test_a_large_batch_with_repeats_stores_each_ticket_once(store):
+    # More rows than one INSERT chunk and more keys than one look-up, with repeats inside the
+    # batch and keys already stored: one job per ticket, every repeat told it is a duplicate.
+    queue = JobQueue(store)
+    stored = await queue.enqueue(ref("7"))
+    tickets = [str(i) for i in range(1200)] + ["5", "7", "1199"]
+    results = await asyncio.gather(*(queue.enqueue(ref(t, delivery=f"again-{n}"))
+                                     for n, t in enumerate(tickets)))
+    by_ticket: dict[str, set[str]] = {}
+    for ticket, result in zip(tickets, results):
+        by_ticket.setdefault(ticket, set()).add(result.job_id)
+    assert all(len(ids) == 1 for ids in by_ticket.values())
+    assert by_ticket["7"] == {stored.job_id}
+    fresh = [r for r in results if not r.duplicate]
+    assert len(fresh) == 1199  # 0…1199 without "7"
+    assert (await queue.counts())["queued"] == 1200
+    rows = await store.run(lambda c: c.execute("SELECT dedupe_key, ref FROM jobs").fetchall())
+    assert len({key for key, _ in rows}) == 1200
+
+
+async def test_an_older_store_loses_the_full_finished_index(tmp_path):
+    # Stores made before the partial index had (state, finished_at) on every job.
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE,"
+                     " tenant_id TEXT NOT NULL, vendor TEXT NOT NULL, ref TEXT NOT NULL,"
+                     " priority INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL"
+                     " DEFAULT 0, next_run_at REAL NOT NULL, lease_until REAL, received_at REAL"
+                     " NOT NULL, finished_at REAL, last_error TEXT)")
+        conn.execute("CREATE INDEX jobs_finished ON jobs (state, finished_at)")
+    store = await Store(path).open()
+    names = await store.run(lambda c: {row[0] for row in c.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index'")})
+    await store.close()
+    assert "jobs_finished" not in names and "jobs_done_at" in names
+
+
 async def test_enqueued_job_is_on_disk_when_enqueue_returns(queue, tmp_path):
     result = await queue.enqueue(ref("42"))
     # A separate connection (as after a crash) sees the committed row.
@@ -214,6 +272,27 @@ async def test_complete_commits_the_audit_row_and_the_ack_together(queue, store,
     counts = await queue.counts()
     assert counts["done"] == 1 and counts["leased"] == 1
     assert result.job_id != other.id
+
+
+async def test_purge_finds_old_jobs_through_the_partial_index(queue, store, monkeypatch):
+    plans: list[str] = []
+    original = store.run
+
+    async def explaining(fn, **kw):
+        def wrapped(conn):
+            conn.set_trace_callback(lambda sql: plans.extend(
+                str(row) for row in conn.execute("EXPLAIN QUERY PLAN " + sql)
+            ) if sql.startswith("DELETE") else None)
+            try:
+                return fn(conn)
+            finally:
+                conn.set_trace_callback(None)
+        return await original(wrapped, **kw)
+
+    monkeypatch.setattr(store, "run", explaining)
+    await queue.purge_finished(3600)
+    assert len(plans) >= 2 and all("jobs_done_at" in plan for plan in plans if "SEARCH jobs" in plan)
+    assert any("jobs_done_at" in plan for plan in plans)
 
 
 async def test_purge_keeps_recent_done_jobs_for_dedupe(queue, clock):
