@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 
 from aiohttp import web
 
-from ..config import TenantConfig, tenant_from_dict
+from ..config import TenantConfig
 from ..errors import CareRouteError, ConfigError
 from ..feedback_report import FeedbackReport, load_activity, load_report
 from ..logging import get_logger
@@ -44,6 +44,7 @@ from ..resources.render import MASKED_CATEGORY_KEYS, category_key
 from ..sandbox.agent_view import sanitise_note
 from ..screening import screen
 from ..service import Service
+from .guard import guarded
 
 log = get_logger("careroute.admin")
 
@@ -502,10 +503,10 @@ def setup_admin(app: web.Application, service: Service, *, registry: Any | None 
     app[AUTH] = auth or AdminAuth()
     app[ADMIN_SERVICE] = service
     app[REGISTRY] = registry if registry is not None else getattr(service, "registry", None)
-    app.router.add_get("/admin", index)
-    app.router.add_post("/admin/login", login)
-    app.router.add_post("/admin/logout", logout)
-    app.router.add_get("/admin/tenant", tenant_page)
-    app.router.add_post("/admin/settings", save_settings)
-    app.router.add_post("/admin/preview", preview)
-    app.router.add_get("/admin/assets/{name}", asset)
+    app.router.add_get("/admin", guarded(index))
+    app.router.add_post("/admin/login", guarded(login))
+    app.router.add_post("/admin/logout", guarded(logout))
+    app.router.add_get("/admin/tenant", guarded(tenant_page))
+    app.router.add_post("/admin/settings", guarded(save_settings))
+    app.router.add_post("/admin/preview", guarded(preview))
+    app.router.add_get("/admin/assets/{name}", guarded(asset))

@@ -26,6 +26,7 @@ from ..resources import category_key, render_reply, resources_for
 from ..resources.directory import ResourceSet
 from ..resources.render import supported_language, texts
 from ..service import Service
+from .guard import guarded
 
 ASSESSMENT_PATH = "/api/v1/{vendor}/{tenant_id}/tickets/{ticket_id}/assessment"
 VENDORS = ("zendesk", "freshdesk")
@@ -129,4 +130,4 @@ async def assessment(request: web.Request) -> web.Response:
 def setup_api(app: web.Application, service: Service) -> None:
     app[SERVICE] = service
     app.router.add_get(ASSESSMENT_PATH.replace("{vendor}", "{vendor:zendesk|freshdesk}"),
-                       assessment)
+                       guarded(assessment))

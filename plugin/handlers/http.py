@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import logging
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -27,6 +25,7 @@ from ..logging import get_logger
 from ..service import Service
 from ..tenants import TenantDirectory
 from .admin import setup_admin
+from .guard import guarded
 from .api import setup_api
 from .onboarding import setup_onboarding
 
@@ -48,9 +47,6 @@ class ServerLimits:
 
 
 LIMITS_KEY: web.AppKey[ServerLimits] = web.AppKey("careroute_limits", ServerLimits)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 class BodyTooLarge(Exception):
     pass
@@ -76,32 +72,6 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-@web.middleware
-async def errors_and_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = 499
-        raise
-    except Exception as exc:  # noqa: BLE001 — never a traceback or an echo to the caller
-        log.error("http_unhandled", error_type=type(exc).__name__, method=request.method)
-        return web.json_response({"error": "internal error"}, status=500)
-    finally:
-        if log.is_enabled_for(logging.DEBUG):  # every request passes here: no work when off
-            route = request.match_info.route.resource
-            # The route template, never the raw path: a Freshdesk URL token lives in the query.
-            template = route.canonical if route is not None else "unmatched"
-            log.debug("http_request", method=request.method, route=template, status=status,
-                      ms=round((time.perf_counter() - started) * 1000, 2))
 
 
 # The answers nearly every webhook gets, encoded once (json_response encodes on every call).
@@ -163,15 +133,14 @@ async def openapi(_: web.Request) -> web.Response:
 def create_app(service: Service, *, manage_service: bool = True,
                limits: ServerLimits | None = None) -> web.Application:
     """The web app. With `manage_service`, the app starts and stops the service with itself."""
-    app = web.Application(middlewares=[errors_and_access_log],
-                          client_max_size=service.settings.body_limit_bytes + 1)
+    app = web.Application(client_max_size=service.settings.body_limit_bytes + 1)
     app[SERVICE_KEY] = service
     app[LIMITS_KEY] = limits or ServerLimits()
-    app.router.add_get("/openapi.yaml", openapi)
-    app.router.add_post("/webhooks/{vendor}/{tenant_id}", webhook)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.yaml", guarded(openapi))
+    app.router.add_post("/webhooks/{vendor}/{tenant_id}", guarded(webhook))
+    app.router.add_get("/healthz", guarded(healthz))
+    app.router.add_get("/readyz", guarded(readyz))
+    app.router.add_get("/metrics", guarded(metrics))
     setup_api(app, service)
     setup_onboarding(app, service, service.registry)
     setup_admin(app, service)

@@ -39,6 +39,7 @@ from ..zendesk.provision import provision
 from ..zendesk.responses import parse_oauth_tokens
 from ..zendesk.settings_sync import sync_tenant
 from .api import bearer_token, authorized_tenant, token_matches, unauthorized
+from .guard import guarded
 
 log = get_logger("careroute.onboarding")
 
@@ -351,9 +352,11 @@ def setup_onboarding(app: web.Application, service: Service, registry: TenantReg
         return web.json_response({"synced": True, "changed": changed})
 
     router = app.router
-    router.add_get("/oauth/zendesk/start", oauth_start)
-    router.add_get("/oauth/zendesk/callback", oauth_callback)
-    router.add_post("/api/v1/freshdesk/{tenant_id}/install", freshdesk_install)
-    router.add_post("/api/v1/{vendor:freshdesk}/{tenant_id}/uninstall", freshdesk_uninstall)
-    router.add_put("/api/v1/{vendor:zendesk|freshdesk}/{tenant_id}/settings", update_settings)
-    router.add_post("/api/v1/{vendor:zendesk}/{tenant_id}/settings/sync", sync_settings)
+    router.add_get("/oauth/zendesk/start", guarded(oauth_start))
+    router.add_get("/oauth/zendesk/callback", guarded(oauth_callback))
+    router.add_post("/api/v1/freshdesk/{tenant_id}/install", guarded(freshdesk_install))
+    router.add_post("/api/v1/{vendor:freshdesk}/{tenant_id}/uninstall",
+                    guarded(freshdesk_uninstall))
+    router.add_put("/api/v1/{vendor:zendesk|freshdesk}/{tenant_id}/settings",
+                   guarded(update_settings))
+    router.add_post("/api/v1/{vendor:zendesk}/{tenant_id}/settings/sync", guarded(sync_settings))
