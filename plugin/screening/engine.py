@@ -148,6 +148,11 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     read = _blank(canonical, scoped_out)
     view = learned.opinion(MODEL, read)
     asked = view.raises_to
+    if (asked != "none" or view.at_risk >= passages.GATE or by_rules.tier == "concern") \
+            and _reports_content(read, book):
+        # A takedown request describes someone else's content: the models would weigh the
+        # content, not the writer (rules/README.md, content_reports).
+        return by_rules
     if asked == "imminent" and tier_rank(by_rules.tier) >= tier_rank("high"):
         # The rules read an explicit statement and judged its acuity (C-SSRS combinations,
         # "last month" capping an attempt at high): the word model does not overrule that.
@@ -167,6 +172,11 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     if tier_rank(by_rules.tier) >= tier_rank(asked):
         return by_rules
     return _raised_by_model(by_rules, view, text, plain, plain_origin)
+
+
+def _reports_content(canonical: str, book: rulebook.Rulebook) -> bool:
+    cue = book.cue("content_reports")
+    return cue is not None and cue.search(canonical) is not None
 
 
 def screen_by_rules(text: str, *, locale: str | None = None) -> Assessment:
