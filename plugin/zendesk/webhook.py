@@ -24,6 +24,7 @@ Any other event type → IgnorableEvent (the service answers 202 "ignored").
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -75,6 +76,9 @@ def sign(secret: str, timestamp: str, raw: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+# Zendesk stamps to the second, so under load thousands of deliveries share one stamp: keep the
+# last few parsed (an invalid stamp raises and is never cached).
+@functools.lru_cache(maxsize=64)
 def _timestamp_seconds(value: str) -> float:
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
