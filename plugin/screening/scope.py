@@ -130,6 +130,36 @@ def _last_subject(book: Rulebook, languages: tuple[str, ...], text: str, start: 
     return last
 
 
+_STATEMENT_BREAK = re.compile(r"[,;:]| - ")
+
+
+def _own_statement_after_cue(hypothetical: re.Pattern[str], text: str, side_start: int,
+                             side_end: int, start: int, subject: re.Match[str] | None,
+                             someone_else: bool) -> bool:
+    """Whether the writer speaks for themself after a fiction or framing cue: "Depuis que j'ai vu
+    ce film, je pense à me tuer", "No es una novela, quiero morirme". The cue then frames an
+    earlier clause, not the statement: past the cue a comma (or ; : -) starts a new statement,
+    no cue stands in it, and its subject is the writer's "I". "What if I…", "in my novel I die"
+    and "dans mon roman, le héros se tue" stay hypothetical."""
+    if someone_else:
+        return False
+    cue_end = None
+    for found in hypothetical.finditer(text, side_start, start):
+        cue_end = found.end()
+    if cue_end is None:
+        return False  # the cue comes after the match: it frames the statement itself
+    statement_start = None
+    for found in _STATEMENT_BREAK.finditer(text, cue_end, start):
+        statement_start = found.end()
+    if statement_start is None or hypothetical.search(text, statement_start, side_end):
+        return False
+    # The writer's own subject must say so, outside quotation marks ("the line « j'ai envie de
+    # mourir » shows late" is a lyric). A language that drops the pronoun ("pienso en matarme")
+    # is not covered yet: without a subject the statement could be a quoted line or a title.
+    return (subject is not None and subject.start() >= statement_start
+            and subject.lastgroup == "first" and '"' not in text[statement_start:start])
+
+
 def _reported_by_third_party(book: Rulebook, languages: tuple[str, ...], text: str,
                              sentence_start: int, end: int) -> bool:
     """Whether the match is what a third person said or wrote: the sentence's first subject is a
@@ -206,7 +236,10 @@ def apply(book: Rulebook, text: str, matches: list[tuple[Rule, int, int]],
             weight = 0.0
         # Sentence-wide cues stop at a contrast word: "I'm fine really, but I wish I were dead".
         side_start, side_end = spans.side_of_contrast(start, end, sentence_start, sentence_end, own)
-        if _search(cue("hypothetical"), text, side_start, side_end):
+        hypothetical = cue("hypothetical")
+        if _search(hypothetical, text, side_start, side_end) and not _own_statement_after_cue(
+                hypothetical, text, side_start, side_end, start, subject_before,
+                "third_party" in flags):
             flags.add("hypothetical")
             weight = 0.0
         if weight and _search(cue("reassurance"), text, side_start, side_end):

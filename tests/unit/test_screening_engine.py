@@ -544,3 +544,27 @@ def test_an_eszett_in_a_rule_matches_ss_and_an_umlaut_is_not_a_loose_wildcard() 
     assert rule.regex.search(normalise("mir ist alles zu gross und zu schwoer")) is not None
     assert rule.regex.search(normalise("mir ist alles zu groß und zu schwör")) is not None
     assert rule.regex.search(normalise("mir ist alles zu gross und zu schwier")) is None
+
+
+# ------------------------------------------------------------------ a fiction cue, then the writer
+
+
+@pytest.mark.parametrize("text", [
+    "Depuis que j'ai vu ce film, je pense à me tuer tous les jours.",
+    "Ce n'est pas un roman, je veux vraiment mourir.",
+    "Since I watched the film, I think about killing myself every day.",
+])
+def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
+    # The cue frames the clause before the comma; the writer then speaks for themself.
+    assessment = screen(text)
+    assert assessment.tier == "high" and "hypothetical" not in assessment.flags
+
+
+@pytest.mark.parametrize("text", [
+    "What if I killed myself?",
+    "Dans mon roman, le héros se tue à la fin.",
+    "Bug d'affichage : pendant le refrain, la ligne « j'ai envie de mourir ce soir » s'affiche en retard.",
+    "In my novel the main character wants to kill himself.",
+])
+def test_a_framed_or_quoted_statement_stays_hypothetical(text) -> None:
+    assert tier_rank(screen(text).tier) < tier_rank("high")
