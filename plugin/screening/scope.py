@@ -139,8 +139,8 @@ def _own_statement_after_cue(hypothetical: re.Pattern[str], text: str, side_star
     """Whether the writer speaks for themself after a fiction or framing cue: "Depuis que j'ai vu
     ce film, je pense à me tuer", "No es una novela, quiero morirme". The cue then frames an
     earlier clause, not the statement: past the cue a comma (or ; : -) starts a new statement,
-    no cue stands in it, and its subject is the writer's "I". "What if I…", "in my novel I die"
-    and "dans mon roman, le héros se tue" stay hypothetical."""
+    no cue stands in it, and it is the writer's own. "What if I…", "in my novel I die" and
+    "dans mon roman, le héros se tue" stay hypothetical."""
     if someone_else:
         return False
     cue_end = None
@@ -153,11 +153,16 @@ def _own_statement_after_cue(hypothetical: re.Pattern[str], text: str, side_star
         statement_start = found.end()
     if statement_start is None or hypothetical.search(text, statement_start, side_end):
         return False
-    # The writer's own subject must say so, outside quotation marks ("the line « j'ai envie de
-    # mourir » shows late" is a lyric). A language that drops the pronoun ("pienso en matarme")
-    # is not covered yet: without a subject the statement could be a quoted line or a title.
-    return (subject is not None and subject.start() >= statement_start
-            and subject.lastgroup == "first" and '"' not in text[statement_start:start])
+    # Outside quotation marks ("the line « j'ai envie de mourir » shows late" is a lyric), the
+    # statement's subject is the writer's "I" — or, where the language drops the pronoun
+    # ("…, pienso en matarme"), the statement opens with the match itself, at most one word
+    # before it ("il testo dice 'voglio morire'" has a subject of its own).
+    lead = text[statement_start:start]
+    if '"' in lead:
+        return False
+    if subject is not None and subject.start() >= statement_start:
+        return subject.lastgroup == "first"
+    return len(lead.split()) <= 1
 
 
 def _reported_by_third_party(book: Rulebook, languages: tuple[str, ...], text: str,

@@ -553,6 +553,9 @@ def test_an_eszett_in_a_rule_matches_ss_and_an_umlaut_is_not_a_loose_wildcard() 
     "Depuis que j'ai vu ce film, je pense à me tuer tous les jours.",
     "Ce n'est pas un roman, je veux vraiment mourir.",
     "Since I watched the film, I think about killing myself every day.",
+    # Languages that drop the pronoun: the statement opens with the match.
+    "Desde que vi esa película, pienso en matarme todos los días.",
+    "No es una novela, quiero morirme de verdad.",
 ])
 def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
     # The cue frames the clause before the comma; the writer then speaks for themself.
@@ -565,6 +568,8 @@ def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
     "Dans mon roman, le héros se tue à la fin.",
     "Bug d'affichage : pendant le refrain, la ligne « j'ai envie de mourir ce soir » s'affiche en retard.",
     "In my novel the main character wants to kill himself.",
+    "En mi novela, se mata al final.",
+    "Voglio segnalare un video: il testo dice 'voglio morire' e lo usano per prendere in giro mia figlia.",
 ])
 def test_a_framed_or_quoted_statement_stays_hypothetical(text) -> None:
     assert tier_rank(screen(text).tier) < tier_rank("high")
