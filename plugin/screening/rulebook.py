@@ -41,7 +41,7 @@ CATEGORIES = (
 SCOPE_KEYS = (
     "negators", "reassurance", "past", "recovered", "recent", "hypothetical", "first_person",
     "third_party", "clause_breaks", "contrast", "quote_headers", "signatures", "lookalikes",
-    "content_reports",
+    "content_reports", "purpose_negations",
 )
 PERSONS = ("auto", "first", "third")
 # `role`: what a rule's match does in combinations beyond its category (see README "Roles").

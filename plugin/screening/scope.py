@@ -284,6 +284,12 @@ def _negates(book: Rulebook, languages: tuple[str, ...], text: str, window_start
         pass
     if last is None:
         return False
+    purpose = book.cue("purpose_negations", languages)
+    if purpose is not None and any(found.start() <= last.start() < found.end()
+                                   for found in purpose.finditer(text, max(0, last.start() - 40),
+                                                                 end + 40)):
+        # "para no pensar en matarme": the writer fends the thought off; it is there.
+        return False
     if _new_clause_after_comma(book, languages, text, last.end(), start, end):
         return False
     subjects = book.cue("subject", languages)

@@ -573,3 +573,28 @@ def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
 ])
 def test_a_framed_or_quoted_statement_stays_hypothetical(text) -> None:
     assert tier_rank(screen(text).tier) < tier_rank("high")
+
+
+# ------------------------------------------------------------------ a negation in a purpose clause
+
+
+@pytest.mark.parametrize("text", [
+    "Trabajo de noche para no pensar en matarme.",
+    "Trabalho à noite pra não pensar em me matar.",
+    "Lavoro di notte per non pensare di uccidermi.",
+    "I work nights so I don't think about killing myself.",
+    "Je travaille la nuit pour ne pas penser à me tuer.",
+])
+def test_a_thought_fended_off_in_a_purpose_clause_is_still_there(text) -> None:
+    # "so as not to think about…": the negation is about the thinking, not the thought.
+    assessment = screen(text)
+    assert assessment.tier == "high" and "negated" not in assessment.flags
+
+
+@pytest.mark.parametrize("text", [
+    "No pienso en matarme, solo estoy harto.",
+    "I don't think about killing myself, I'm just angry about the bill.",
+    "I keep busy so I don't think about the refund.",
+])
+def test_a_plain_denial_still_negates(text) -> None:
+    assert screen(text).tier == "none"
