@@ -240,7 +240,7 @@ def _raised_by_passage(by_rules: Assessment, view: learned.Opinion, passage: pas
     score = round(max(by_rules.score, lifted), 4)
     flags = set(by_rules.flags)
     someone_else = passages.passage_features(read[passage.start:passage.end])[0]
-    if learned._sigmoid(MODEL.third_party.logit(MODEL.vocabulary.intersection(someone_else),
+    if learned._sigmoid(MODEL.third_party.logit(MODEL.known(someone_else),
                                                 1.0)) >= MODEL.third_party.threshold:
         flags.add("third_party")
     _, canonical_origin = normalise_mapped(plain)

@@ -18,8 +18,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from itertools import chain, islice
-from typing import Callable, Iterable, Iterator
+from itertools import chain, islice, repeat
+from typing import Callable, Iterable, Iterator, KeysView, Mapping
 
 MODEL_PATH = Path(__file__).parent / "rules" / "learned.json"
 # Letters only: `normalise` already folded accents (ñ → n, ß → ss) and digits or symbols that
@@ -141,12 +141,12 @@ class Head:
 
     bias: float
     threshold: float
-    weights: dict[str, float]
+    weights: Mapping[str, float]  # a feature missing here weighs 0.0
 
-    def logit(self, known: frozenset[str], scale: float) -> float:
-        """`known`: the text's features in the model's vocabulary (every head has them all)."""
+    def logit(self, known: Iterable[str], scale: float) -> float:
+        """`known`: the text's features in the model's vocabulary."""
         # fsum: exact, so the result does not follow the set's (hash-seeded) iteration order.
-        return self.bias + scale * math.fsum(map(self.weights.__getitem__, known))
+        return self.bias + scale * math.fsum(map(self.weights.get, known, repeat(0.0)))
 
 
 def shared_floats() -> Callable[[str], float]:
@@ -183,24 +183,63 @@ def unpack(total: int) -> tuple[float, float]:
     return low / _UNITS, ((total - low) >> _FIELD_BITS) / _UNITS
 
 
+class PackedWeights(Mapping[str, float]):
+    """One head's weights read out of `WordModel.both`: the at-risk and imminent heads keep no
+    dictionary of their own (two dicts and a vocabulary set of ~40,000 features each were ~4 MB
+    of the screener's 60 MB budget). Only explanations and training read it feature by feature."""
+
+    __slots__ = ("_both", "_field")
+
+    def __init__(self, both: dict[str, int], field_index: int) -> None:
+        self._both = both
+        self._field = field_index  # 0: at risk, 1: imminent
+
+    def __getitem__(self, feature: str) -> float:
+        return unpack(self._both[feature])[self._field]
+
+    def get(self, feature: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        packed = self._both.get(feature)
+        return default if packed is None else unpack(packed)[self._field]
+
+    def __contains__(self, feature: object) -> bool:
+        return feature in self._both
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._both)
+
+    def __len__(self) -> int:
+        return len(self._both)
+
+
 @dataclass(frozen=True)
 class WordModel:
     at_risk: Head
     imminent: Head
     third_party: Head  # among at-risk texts: is the person at risk someone else?
     trained_on: int
-    vocabulary: frozenset[str]
     training_digest: str = ""
     # Both heads that run on every ticket, packed per feature into one integer (see `pack`):
     # one lookup and one C-level sum serve both (a third of the model's time went to dictionary
     # lookups), and integer sums are exact, so the result does not depend on the order in which
-    # a set of features is iterated (it follows the process's hash seed).
+    # a set of features is iterated (it follows the process's hash seed). Its keys are the
+    # model's vocabulary.
     both: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.both:
-            imminent = self.imminent.weights
-            self.both.update((f, pack(w, imminent[f])) for f, w in self.at_risk.weights.items())
+        if not self.both:  # built from heads with plain weight dicts (hand-made models in tests)
+            risk, imminent = self.at_risk.weights, self.imminent.weights
+            self.both.update((f, pack(risk.get(f, 0.0), imminent.get(f, 0.0)))
+                             for f in chain(risk, imminent))
+
+    @property
+    def vocabulary(self) -> KeysView[str]:
+        return self.both.keys()
+
+    def known(self, features: Iterable[str]) -> set[str]:
+        """The distinct features of `features` that the model has weights for."""
+        # A set operation on the dict's keys: as fast as a frozenset's intersection,
+        # without keeping a second copy of the vocabulary.
+        return self.both.keys() & features
 
     def head_sums(self, known: Iterable[str]) -> tuple[float, float]:
         """Σ at-risk weights and Σ imminent weights of `known` (features in the vocabulary)."""
@@ -212,15 +251,21 @@ class WordModel:
         if data.get("version") != 2:
             raise ValueError(f"{path.name}: unknown model format; run python -m plugin.screening.train")
         vocabulary = data["features"]
-        # Every head has every feature (0.0 where it does not matter to that head): one
-        # intersection with the vocabulary then serves all heads without a lookup that can miss.
-        heads = {name: Head(bias=float(h["bias"]), threshold=float(h["threshold"]),
-                            weights=dict(zip(vocabulary, h["weights"])))
-                 for name, h in data["heads"].items()}
-        return cls(at_risk=heads["at_risk"], imminent=heads["imminent"],
-                   third_party=heads["third_party"], trained_on=int(data["trained_on"]),
-                   vocabulary=frozenset(vocabulary),
-                   training_digest=str(data.get("training_digest", "")))
+        heads = data["heads"]
+        both = {f: pack(risk, imminent) for f, risk, imminent in
+                zip(vocabulary, heads["at_risk"]["weights"], heads["imminent"]["weights"])}
+        # Most features say nothing about whose risk it is: keep only those that do.
+        third_party = {f: w for f, w in zip(vocabulary, heads["third_party"]["weights"]) if w}
+
+        def head(name: str, weights: Mapping[str, float]) -> Head:
+            return Head(bias=float(heads[name]["bias"]), threshold=float(heads[name]["threshold"]),
+                        weights=weights)
+
+        return cls(at_risk=head("at_risk", PackedWeights(both, 0)),
+                   imminent=head("imminent", PackedWeights(both, 1)),
+                   third_party=head("third_party", third_party),
+                   trained_on=int(data["trained_on"]),
+                   training_digest=str(data.get("training_digest", "")), both=both)
 
 
 @dataclass(frozen=True)
@@ -246,7 +291,7 @@ def _sigmoid(x: float) -> float:
 def opinion(model: WordModel, canonical: str, *, evidence: int = 3) -> Opinion:
     """The model's view of `canonical` (the normalised, history-cut ticket text)."""
     words = words_of(canonical)
-    known = model.vocabulary.intersection(chain(words, word_pairs(words)))
+    known = model.known(chain(words, word_pairs(words)))
     scale = length_scale(len(words))
     risk_sum, imminent_sum = model.head_sums(known)
     at_risk = _sigmoid(model.at_risk.bias + scale * risk_sum)

@@ -105,8 +105,7 @@ def passage_features(text: str) -> tuple[frozenset[str], int]:
 
 def word_model_probability(model: WordModel, features: frozenset[str], word_count: int) -> float:
     """The whole-text model's at-risk probability for a text with these features."""
-    known = model.vocabulary.intersection(features)
-    total = math.fsum(map(model.at_risk.weights.__getitem__, known))
+    total = model.head_sums(model.known(features))[0]
     return _sigmoid(model.at_risk.bias + length_scale(word_count) * total)
 
 

@@ -31,7 +31,7 @@ def hand_model(risk: dict[str, float], imminent: dict[str, float] | None = None,
                             weights={f: weights.get(f, 0.0) for f in vocabulary})
 
     return learned.WordModel(at_risk=head(risk), imminent=head(imminent), third_party=head(third),
-                             trained_on=0, vocabulary=frozenset(vocabulary))
+                             trained_on=0)
 
 
 # ---------------------------------------------------------------- the shipped model
@@ -42,10 +42,34 @@ def test_learned_json_was_trained_from_the_training_files_as_they_are() -> None:
         "plugin/screening/training changed: run python -m plugin.screening.train")
 
 
-def test_every_head_has_every_vocabulary_feature() -> None:
-    for head in (engine.MODEL.at_risk, engine.MODEL.imminent, engine.MODEL.third_party):
-        assert head.weights.keys() == engine.MODEL.vocabulary
+def test_the_loaded_heads_read_the_weights_written_in_learned_json() -> None:
+    # The at-risk and imminent heads share one packed store; the third-party head keeps only its
+    # non-zero weights. All three must still give back exactly what training wrote.
+    data = json.loads(learned.MODEL_PATH.read_text(encoding="utf-8"))
+    vocabulary = data["features"]
+    assert set(engine.MODEL.vocabulary) == set(vocabulary)
+    for name in ("at_risk", "imminent", "third_party"):
+        head = getattr(engine.MODEL, name)
+        written = dict(zip(vocabulary, data["heads"][name]["weights"]))
+        assert {f: head.weights.get(f, 0.0) for f in vocabulary} == written, name
+        assert head.bias == data["heads"][name]["bias"]
+    assert len(engine.MODEL.third_party.weights) < len(vocabulary)
     assert 0.5 <= engine.MODEL.at_risk.threshold < 1.0
+
+
+def test_packed_weights_read_like_a_mapping() -> None:
+    model = hand_model({"alpha": 1.25, "beta": -0.5}, imminent={"alpha": 0.75})
+    risk, imminent = model.at_risk.weights, model.imminent.weights
+    assert model.known(["alpha", "gamma", "alpha"]) == {"alpha"}
+    assert model.head_sums(model.known(["alpha", "beta"])) == (0.75, 0.75)
+    loaded = learned.WordModel.load()
+    view = loaded.at_risk.weights
+    feature = next(iter(loaded.vocabulary))
+    assert isinstance(view, learned.PackedWeights)
+    assert feature in view and "no such feature at all" not in view
+    assert view.get("no such feature at all", 0.0) == 0.0
+    assert view[feature] == learned.unpack(loaded.both[feature])[0]
+    assert len(view) == len(loaded.vocabulary) and risk["alpha"] == 1.25 and imminent["alpha"] == 0.75
 
 
 @pytest.mark.parametrize("text", [
