@@ -9,6 +9,8 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugin.errors import PayloadError, SignatureError
 from plugin.zendesk.webhook import (
@@ -44,6 +46,41 @@ def test_signature_matches_an_independent_hmac() -> None:
     expected = base64.b64encode(
         hmac.new(secret.encode(), TS.encode() + BODY, hashlib.sha256).digest()).decode()
     verify(headers(expected), BODY, secret, NOW + 12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(
+    st.binary(max_size=80),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                 lambda inner: st.lists(inner, max_size=3)
+                 | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                 max_leaves=8).flatmap(lambda value: st.sampled_from([
+                     json.dumps(value).encode(), b"  " + json.dumps(value).encode() + b"\n",
+                     b"\xef\xbb\xbf" + json.dumps(value).encode(),
+                     json.dumps(value).encode("utf-16"), json.dumps(value).encode() + b" x"]))))
+def test_bodies_are_read_exactly_as_json_loads_reads_them(body: bytes) -> None:
+    from plugin.zendesk.webhook import _decode_json
+
+    try:
+        expected = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        with pytest.raises((ValueError, UnicodeDecodeError)):
+            _decode_json(body)
+        return
+    assert _decode_json(body) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=st.text(min_size=1, max_size=150), timestamp=st.text(max_size=30),
+       body=st.binary(max_size=300))
+def test_sign_is_hmac_sha256_for_any_secret_and_body(secret: str, timestamp: str,
+                                                     body: bytes) -> None:
+    # sign() keeps the key's padded hash states per secret (RFC 2104 by hand): it must agree
+    # with the standard library's HMAC for every key length, short, block-sized and longer.
+    expected = base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body,
+                                         hashlib.sha256).digest()).decode()
+    assert sign(secret, timestamp, body) == expected
+    assert sign(secret, timestamp, body) == expected  # the cached states are not consumed
 
 
 @pytest.mark.parametrize("wrong", [
@@ -303,5 +340,5 @@ def test_webhook_module_is_pure() -> None:
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported <= {"__future__", "base64", "hashlib", "functools", "hmac", "json", "re",
+    assert imported <= {"__future__", "base64", "binascii", "hashlib", "functools", "hmac", "json", "re",
                         "datetime", "typing"}
