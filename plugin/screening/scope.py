@@ -156,13 +156,20 @@ def _own_statement_after_cue(hypothetical: re.Pattern[str], text: str, side_star
     # Outside quotation marks ("the line « j'ai envie de mourir » shows late" is a lyric), the
     # statement's subject is the writer's "I" — or, where the language drops the pronoun
     # ("…, pienso en matarme"), the statement opens with the match itself, at most one word
-    # before it ("il testo dice 'voglio morire'" has a subject of its own).
+    # before it, or a verb and its particle ("…, penso di uccidermi"): "il testo dice 'voglio
+    # morire'" has a subject of its own, and "…, expresan ideas suicidas" is about others.
     lead = text[statement_start:start]
     if '"' in lead:
         return False
     if subject is not None and subject.start() >= statement_start:
         return subject.lastgroup == "first"
-    return len(lead.split()) <= 1
+    words = lead.split()
+    return len(words) <= 1 or (len(words) == 2 and words[1] in _VERB_PARTICLES)
+
+
+# What links a verb of thinking or wanting to what is thought ("penso di", "pienso en", "penso
+# em", "denke an"): the only second word a pronoun-dropping statement's lead may have.
+_VERB_PARTICLES = frozenset("di de en em a ad in an om aan zu".split())
 
 
 def _reported_by_third_party(book: Rulebook, languages: tuple[str, ...], text: str,

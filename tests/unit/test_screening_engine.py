@@ -556,6 +556,8 @@ def test_an_eszett_in_a_rule_matches_ss_and_an_umlaut_is_not_a_loose_wildcard() 
     # Languages that drop the pronoun: the statement opens with the match.
     "Desde que vi esa película, pienso en matarme todos los días.",
     "No es una novela, quiero morirme de verdad.",
+    "Dopo aver visto quel film, penso di uccidermi.",
+    "Depois de ver aquele filme, penso em me matar todos os dias.",
 ])
 def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
     # The cue frames the clause before the comma; the writer then speaks for themself.
@@ -570,6 +572,9 @@ def test_the_writers_own_statement_after_a_fiction_cue_counts(text) -> None:
     "In my novel the main character wants to kill himself.",
     "En mi novela, se mata al final.",
     "Voglio segnalare un video: il testo dice 'voglio morire' e lo usano per prendere in giro mia figlia.",
+    "Nel film, il protagonista decide di uccidersi alla fine.",
+    "Nel romanzo, alla fine si uccide.",
+    "Preparo un reportaje sobre clientes que, en un chat, expresan ideas suicidas.",
 ])
 def test_a_framed_or_quoted_statement_stays_hypothetical(text) -> None:
     assert tier_rank(screen(text).tier) < tier_rank("high")
