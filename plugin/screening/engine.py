@@ -20,7 +20,7 @@ from plugin.screening.normalise import normalise, normalise_mapped
 
 BOOK = rulebook.load()
 MODEL = learned.WordModel.load()
-PASSAGES = passages.PassageModel.load()
+PASSAGES = passages.PassageModel.load(share_keys_with=MODEL.vocabulary)
 # Where in its tier's band a model-raised score lands: higher the surer the model is.
 MODEL_BAND = 0.10
 MODEL_CATEGORY = "model_wording"
@@ -147,6 +147,16 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     by_rules, scoped_out = _screen_by_rules(text, plain, plain_origin, canonical, locale, book)
     read = _blank(canonical, scoped_out)
     view = learned.opinion(MODEL, read)
+    if view.raises_to != "none" or view.at_risk >= passages.GATE:
+        # A phrase the rules know as a look-alike ("I won't be here next week because I'm on
+        # holiday", "disparaître sous ma couette tout le week-end") is no evidence for the models
+        # either: blanked like a scoped-out statement. Only when the models are in play.
+        lookalike = book.cue("lookalikes", (by_rules.language,))
+        spans = [m.span() for m in lookalike.finditer(read)] if lookalike else []
+        if spans:
+            scoped_out = [*scoped_out, *spans]
+            read = _blank(canonical, scoped_out)
+            view = learned.opinion(MODEL, read)
     asked = view.raises_to
     if (asked != "none" or view.at_risk >= passages.GATE or by_rules.tier == "concern") \
             and _reports_content(read, book):

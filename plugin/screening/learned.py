@@ -164,35 +164,41 @@ def shared_floats() -> Callable[[str], float]:
     return parse
 
 
-# Weights are stored with 4 decimals, so 10,000 × weight is an integer. Two of them share one
-# Python int: the at-risk one in the low _FIELD_BITS (two's complement), the imminent one above.
-# A sum of packed values is the packed sum as long as each head's total stays within ±2**39
-# (weights are a few units, a text has at most a few thousand features).
+# Weights are stored with 4 decimals, so 10,000 × weight is an integer. A feature's three
+# weights share one Python int: at risk in the low _FIELD_BITS (two's complement), imminent
+# above it, third party above that. A sum of packed values is the packed sum as long as each
+# head's total stays within ±2**39 (weights are a few units, a text has at most a few thousand
+# features). One int instead of a float per head: memory (60,000 features) and one C-level sum.
 _UNITS = 10_000
 _FIELD_BITS = 40
 _FIELD = 1 << _FIELD_BITS
 _HALF = 1 << (_FIELD_BITS - 1)
 
 
-def pack(at_risk: float, imminent: float) -> int:
-    return round(at_risk * _UNITS) + (round(imminent * _UNITS) << _FIELD_BITS)
+def pack(at_risk: float, imminent: float, third_party: float = 0.0) -> int:
+    return (round(at_risk * _UNITS) + (round(imminent * _UNITS) << _FIELD_BITS)
+            + (round(third_party * _UNITS) << (2 * _FIELD_BITS)))
 
 
-def unpack(total: int) -> tuple[float, float]:
-    low = ((total + _HALF) % _FIELD) - _HALF
-    return low / _UNITS, ((total - low) >> _FIELD_BITS) / _UNITS
+def unpack(total: int) -> tuple[float, float, float]:
+    at_risk = ((total + _HALF) % _FIELD) - _HALF
+    total = (total - at_risk) >> _FIELD_BITS
+    imminent = ((total + _HALF) % _FIELD) - _HALF
+    third_party = (total - imminent) >> _FIELD_BITS
+    return at_risk / _UNITS, imminent / _UNITS, third_party / _UNITS
 
 
 class PackedWeights(Mapping[str, float]):
-    """One head's weights read out of `WordModel.both`: the at-risk and imminent heads keep no
-    dictionary of their own (two dicts and a vocabulary set of ~40,000 features each were ~4 MB
-    of the screener's 60 MB budget). Only explanations and training read it feature by feature."""
+    """One head's weights read out of `WordModel.both`: no head keeps a dictionary of its own
+    (three dicts and a vocabulary set were ~5 MB of the screener's 60 MB budget). Only
+    explanations, the third-party head (read when a tier is raised) and training read it
+    feature by feature."""
 
     __slots__ = ("_both", "_field")
 
     def __init__(self, both: dict[str, int], field_index: int) -> None:
         self._both = both
-        self._field = field_index  # 0: at risk, 1: imminent
+        self._field = field_index  # 0: at risk, 1: imminent, 2: third party
 
     def __getitem__(self, feature: str) -> float:
         return unpack(self._both[feature])[self._field]
@@ -227,9 +233,9 @@ class WordModel:
 
     def __post_init__(self) -> None:
         if not self.both:  # built from heads with plain weight dicts (hand-made models in tests)
-            risk, imminent = self.at_risk.weights, self.imminent.weights
-            self.both.update((f, pack(risk.get(f, 0.0), imminent.get(f, 0.0)))
-                             for f in chain(risk, imminent))
+            heads = (self.at_risk.weights, self.imminent.weights, self.third_party.weights)
+            self.both.update((f, pack(*(head.get(f, 0.0) for head in heads)))
+                             for f in chain(*heads))
 
     @property
     def vocabulary(self) -> KeysView[str]:
@@ -243,7 +249,8 @@ class WordModel:
 
     def head_sums(self, known: Iterable[str]) -> tuple[float, float]:
         """Σ at-risk weights and Σ imminent weights of `known` (features in the vocabulary)."""
-        return unpack(sum(map(self.both.__getitem__, known)))
+        at_risk, imminent, _ = unpack(sum(map(self.both.__getitem__, known)))
+        return at_risk, imminent
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "WordModel":
@@ -252,10 +259,9 @@ class WordModel:
             raise ValueError(f"{path.name}: unknown model format; run python -m plugin.screening.train")
         vocabulary = data["features"]
         heads = data["heads"]
-        both = {f: pack(risk, imminent) for f, risk, imminent in
-                zip(vocabulary, heads["at_risk"]["weights"], heads["imminent"]["weights"])}
-        # Most features say nothing about whose risk it is: keep only those that do.
-        third_party = {f: w for f, w in zip(vocabulary, heads["third_party"]["weights"]) if w}
+        both = {f: pack(risk, imminent, third) for f, risk, imminent, third in
+                zip(vocabulary, heads["at_risk"]["weights"], heads["imminent"]["weights"],
+                    heads["third_party"]["weights"])}
 
         def head(name: str, weights: Mapping[str, float]) -> Head:
             return Head(bias=float(heads[name]["bias"]), threshold=float(heads[name]["threshold"]),
@@ -263,7 +269,7 @@ class WordModel:
 
         return cls(at_risk=head("at_risk", PackedWeights(both, 0)),
                    imminent=head("imminent", PackedWeights(both, 1)),
-                   third_party=head("third_party", third_party),
+                   third_party=head("third_party", PackedWeights(both, 2)),
                    trained_on=int(data["trained_on"]),
                    training_digest=str(data.get("training_digest", "")), both=both)
 

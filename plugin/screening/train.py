@@ -3,15 +3,19 @@
     python -m plugin.screening.train            # retrain, write rules/learned.json, print CV figures
     python -m plugin.screening.train --check    # exit 1 if learned.json differs from a retrain
 
-Training data: every `*.jsonl` in `plugin/screening/training/` ({"text", "tier", "locale"}),
-plus the helpdesk set in `benchmarks/data/` that guided the rules. Never the development set
-(../shared/eval) or a blind set: those measure, they do not teach.
+Training data: every `*.jsonl` in `plugin/screening/training/` ({"text", "tier", "locale"},
+waves 1-7), plus the helpdesk sets in `benchmarks/data/` that have already been read and guided
+the rules: the early 210-ticket set and blind sets 2-13. Chosen on blind set 13 (pass 6, before
+it joined): trained on waves 1-7 and sets 2-12, word-only at-risk recall on set 13 went
+0.671 -> 0.814 and passage-only 0.807 -> 0.879, with no "none" ticket flagged; without wave 7
+0.779 / 0.857. Never the development set (../shared/eval) or a blind set not yet read (set 14
+and later): those measure, they do not teach. A new set joins the list only once it is read.
 
 Method: logistic regression, one per head, on binary word and word-pair features seen in at
 least two tickets; AdaGrad with L2, a fixed seed and a fixed order, so the same data gives the
 same bytes. A third head tells, among at-risk tickets, whether the person at risk is someone
 the writer writes about. Thresholds come from 5-fold cross-validation: the lowest at-risk threshold that
-flags at most 1 % of the "none" tickets of held-out folds, and the lowest imminent threshold
+flags at most MAX_FALSE_ALARM (0.3 %) of the "none" tickets of held-out folds, and the lowest imminent threshold
 that raises at most 5 % of held-out "high" tickets to imminent.
 """
 
@@ -35,7 +39,11 @@ from plugin.screening.learned import (MODEL_PATH, REFERENCE_WORDS, length_scale,
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_FILES = (sorted((Path(__file__).parent / "training").glob("*.jsonl"))
-                  + [ROOT / "benchmarks" / "data" / "helpdesk_blind_210.jsonl"])
+                  + [ROOT / "benchmarks" / "data" / "helpdesk_blind_210.jsonl"]
+                  # Blind sets 2-13: read, their misses named as rules, so now training data.
+                  # Listed one by one, never globbed: set 14 is the unread measure.
+                  + [ROOT / "benchmarks" / "data" / f"helpdesk_blind{n}_280.jsonl"
+                     for n in range(2, 14)])
 MIN_DOCUMENTS = 2
 EPOCHS = 10
 LEARNING_RATE = 0.05
@@ -43,9 +51,11 @@ L2 = 1e-3
 PRUNE_BELOW = 0.15
 FOLDS = 5
 # Share of held-out "none" training tickets the at-risk threshold may flag. Those tickets are
-# written to be hard look-alikes; 0.3 % cost 2–3 points of helpdesk recall on every held-out
-# set with no false alarm there, and 0.5 % keeps the dev set's false alarms within its bar.
-MAX_FALSE_ALARM = 0.005
+# written to be hard look-alikes. With waves 1-7 and blind sets 2-12 (pass 6), 0.5 % read
+# set 13 at 0.829 word-only (0.3 %: 0.814, neither flagged a "none" ticket) but raised the dev
+# set's false alarms 0.077 -> 0.100 (0.3 %: 0.090, recall 0.628 -> 0.681): 0.3 % keeps most of
+# the helpdesk gain for a smaller dev cost.
+MAX_FALSE_ALARM = 0.003
 MAX_HIGH_RAISED = 0.02
 SEED = 20261122
 

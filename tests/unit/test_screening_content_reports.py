@@ -40,7 +40,13 @@ def test_a_takedown_request_is_recognised_and_not_flagged(language):
 
 
 def test_without_the_cue_the_word_model_would_raise_a_takedown_request(monkeypatch):
-    # The captions quoted from the reported account read as risk to the word model.
+    # The captions quoted from the reported account can read as risk to the word model (session
+    # 5's model raised the Spanish report; session 6's retrained one no longer does). Whatever
+    # the model, a recognised report is not raised by it: shown with a model that always asks.
+    from plugin.screening import learned
+
+    always = learned.Opinion(at_risk=0.99, imminent=0.0, third_party=0.0, raises_to="high")
+    monkeypatch.setattr(learned, "opinion", lambda model, canonical, **_: always)
     assert screen(REPORTS["es"]).tier == "concern"
     monkeypatch.setattr(engine, "_reports_content", lambda canonical, book: False)
     assert screen(REPORTS["es"]).tier == "high"

@@ -43,8 +43,8 @@ def test_learned_json_was_trained_from_the_training_files_as_they_are() -> None:
 
 
 def test_the_loaded_heads_read_the_weights_written_in_learned_json() -> None:
-    # The at-risk and imminent heads share one packed store; the third-party head keeps only its
-    # non-zero weights. All three must still give back exactly what training wrote.
+    # The three heads share one packed store; each must still give back exactly what training
+    # wrote.
     data = json.loads(learned.MODEL_PATH.read_text(encoding="utf-8"))
     vocabulary = data["features"]
     assert set(engine.MODEL.vocabulary) == set(vocabulary)
@@ -53,7 +53,6 @@ def test_the_loaded_heads_read_the_weights_written_in_learned_json() -> None:
         written = dict(zip(vocabulary, data["heads"][name]["weights"]))
         assert {f: head.weights.get(f, 0.0) for f in vocabulary} == written, name
         assert head.bias == data["heads"][name]["bias"]
-    assert len(engine.MODEL.third_party.weights) < len(vocabulary)
     assert 0.5 <= engine.MODEL.at_risk.threshold < 1.0
 
 
@@ -271,3 +270,15 @@ def test_a_bad_training_line_names_its_file_and_line(tmp_path) -> None:
     bad.write_text("not json\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: not a JSON object"):
         train.load_examples([bad])
+
+
+def test_the_passage_model_shares_the_word_models_feature_strings() -> None:
+    # Memory: a feature both models know is one string object, and the weights are the file's.
+    from plugin.screening import passages
+
+    shared = [f for f in engine.PASSAGES.weights if f in engine.MODEL.both]
+    assert len(shared) > len(engine.PASSAGES.weights) // 2
+    word_keys = {id(f) for f in engine.MODEL.vocabulary}
+    assert all(id(f) in word_keys for f in shared)
+    plain = passages.PassageModel.load()
+    assert plain.weights == engine.PASSAGES.weights

@@ -17,7 +17,7 @@ PASSAGE_MODEL = engine.PASSAGES
 # A support matter with one risk passage in the middle (written for these tests).
 BURIED = ("Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
           "Honestly I don't see the point in carrying on anymore, I feel like a burden to everyone "
-          "and I just want it all to stop. Please rebook the visit for next week. Thanks")
+          "and I just want it all to end. Please rebook the visit for next week. Thanks")
 
 
 def test_sentences_and_passages():
@@ -70,11 +70,14 @@ def test_a_ticket_of_one_passage_was_already_read_whole():
 
 
 def test_a_short_passage_must_meet_the_word_models_short_text_bar():
-    # A look-alike from the case files ("I have everything ready: new router and cable. Tonight
-    # I'll do it"), greeted: both models read its passage as risk at their usual thresholds, but
-    # it is short, and the word model is not as sure as it must be of a short ticket.
-    text = engine.canonical_text("Guten Tag. Ich habe alles bereit: neuer Router und Kabel. "
-                                 "Heute Abend mach ich es und melde mich. Danke")
+    # A look-alike from the case files (a move abroad: "transfer my account to my brother, I
+    # won't need it from tomorrow"), greeted: both models read its passage as risk at their
+    # usual thresholds, but it is short, and the word model is not as sure as it must be of a
+    # short ticket. (The retrained model of session 6 no longer reads session 5's example,
+    # "alles bereit: neuer Router und Kabel. Heute Abend mach ich es", as risk at all.)
+    text = engine.canonical_text("Hello. Ich ziehe nach Kanada. Bitte übertragen Sie mein Konto "
+                                 "auf meinen Bruder, ich werde es ab morgen nicht mehr brauchen. "
+                                 "Thanks")
     agreeing = []
     for start, end in passage_spans(text):
         features, words = passages.passage_features(text[start:end])
