@@ -136,6 +136,9 @@ def canonical_text(text: str, book: rulebook.Rulebook = BOOK) -> str:
     return canonical_form.canonical_text(text, book)
 
 
+_HIGH_RANK = tier_rank("high")
+
+
 def screen(text: str, *, locale: str | None = None) -> Assessment:
     """Screen one ticket text for risk signals: the rules, then the word model's second opinion,
     which can raise the tier but never lower it. See rules/README.md for what the rules mean."""
@@ -145,6 +148,10 @@ def screen(text: str, *, locale: str | None = None) -> Assessment:
     plain, plain_origin = _screened_part(text)
     canonical = _cut(normalise(plain), book)
     by_rules, scoped_out = _screen_by_rules(text, plain, plain_origin, canonical, locale, book)
+    if tier_rank(by_rules.tier) >= _HIGH_RANK:
+        # The models can only raise a tier, and where the rules read an explicit statement as
+        # high or imminent they do not overrule its acuity (below): nothing left for them to do.
+        return by_rules
     read = _blank(canonical, scoped_out)
     view = learned.opinion(MODEL, read)
     if view.raises_to != "none" or view.at_risk >= passages.GATE:

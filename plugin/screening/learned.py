@@ -145,8 +145,11 @@ class Head:
 
     def logit(self, known: Iterable[str], scale: float) -> float:
         """`known`: the text's features in the model's vocabulary."""
+        weights = self.weights
+        if isinstance(weights, PackedWeights):
+            return self.bias + scale * weights.total(known)
         # fsum: exact, so the result does not follow the set's (hash-seeded) iteration order.
-        return self.bias + scale * math.fsum(map(self.weights.get, known, repeat(0.0)))
+        return self.bias + scale * math.fsum(map(weights.get, known, repeat(0.0)))
 
 
 def shared_floats() -> Callable[[str], float]:
@@ -209,6 +212,11 @@ class PackedWeights(Mapping[str, float]):
 
     def __contains__(self, feature: object) -> bool:
         return feature in self._both
+
+    def total(self, features: Iterable[str]) -> float:
+        """Σ this head's weights of `features` (missing ones weigh 0): one C-level integer sum
+        of packed values, exact in any order."""
+        return unpack(sum(map(self._both.get, features, repeat(0))))[self._field]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._both)
@@ -320,9 +328,17 @@ def _evidence(model: WordModel, spans: dict[str, tuple[int, int]],
               count: int) -> tuple[tuple[str, int, int, float], ...]:
     """The `count` heaviest phrases for "at risk": the heaviest features, with overlapping
     ones ("wont be", "be here") joined into one phrase whose weight is their sum."""
-    weights = model.at_risk.weights
-    heaviest = sorted(((weights[f], f) for f in spans if weights.get(f, 0.0) > 0.0),
-                      reverse=True)[:count * 2]
+    # The at-risk weight is the packed value's low field (see `pack`), read inline: this runs
+    # over every feature of every raised ticket.
+    both = model.both
+    weighted = []
+    for feature in spans:
+        packed = both.get(feature)
+        if packed is not None:
+            at_risk = ((packed + _HALF) % _FIELD) - _HALF
+            if at_risk > 0:
+                weighted.append((at_risk / _UNITS, feature))
+    heaviest = sorted(weighted, reverse=True)[:count * 2]
     phrases: list[list] = []  # [start, end, weight]
     for weight, feature in sorted(heaviest, key=lambda wf: spans[wf[1]]):
         start, end = spans[feature]
