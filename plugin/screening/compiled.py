@@ -249,6 +249,12 @@ def derived_text(key: str) -> str | None:
     return _text_cache.get(key)
 
 
+def take_derived_text(key: str) -> str | None:
+    """`derived_text`, then forgotten: for a large source read once at start (a rules file's
+    parsed form), so it does not stay in memory."""
+    return _text_cache.pop(key, None)
+
+
 def remember_text(key: str, text: str) -> None:
     """Keep a derived source for the next cache file (only while recording)."""
     if _recorded is not None:

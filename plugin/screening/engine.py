@@ -18,7 +18,7 @@ from plugin.screening import learned, passages, rulebook, scope, scoring
 from plugin.screening.canonical import cut as _cut, screened_part as _screened_part
 from plugin.screening.normalise import normalise, normalise_mapped
 
-BOOK = rulebook.load()
+BOOK = rulebook.load(keep_examples=False)
 MODEL = learned.WordModel.load()
 PASSAGES = passages.PassageModel.load(share_keys_with=MODEL.vocabulary)
 # Where in its tier's band a model-raised score lands: higher the surer the model is.

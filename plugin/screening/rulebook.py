@@ -7,6 +7,7 @@ names the file and the rule.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,7 +17,7 @@ from importlib import resources
 from typing import Any, Iterable, Mapping
 
 from plugin.model import FLAGS, TIERS
-from plugin.screening.compiled import compile_regex, derived_text, remember_text
+from plugin.screening.compiled import compile_regex, derived_text, remember_text, take_derived_text
 from plugin.screening.normalise import normalise
 from plugin.screening.patterns import (
     PatternError,
@@ -493,10 +494,19 @@ def _trie_source(words: list[str]) -> str:
 
 
 def load_language_file(name: str, text: str) -> LanguageRules:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulebookError(f"{name}: not valid TOML ({exc})") from None
+    # tomllib is pure Python: a third of the rulebook's start-up went to reading ~1 MB of TOML.
+    # rules/compiled.json keeps each file's parsed form as JSON, keyed by the file's exact text
+    # (so an edited file is read from its TOML), and validation below runs either way.
+    key = "toml:" + digest(text)
+    cached = take_derived_text(key)
+    if cached is not None:
+        data = json.loads(cached)
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise RulebookError(f"{name}: not valid TOML ({exc})") from None
+    remember_text(key, cached if cached is not None else json.dumps(data, ensure_ascii=False))
     parsed = parse_language(data, name)
     if f"{parsed.code}.toml" != name:
         raise RulebookError(f"{name}: [language] code {parsed.code!r} does not match the file name")
@@ -531,12 +541,20 @@ def read_literal_cache() -> dict[str, Any]:
     return rules if isinstance(rules, dict) else {}
 
 
-def load() -> Rulebook:
+def load(*, keep_examples: bool = True) -> Rulebook:
     """Read, validate and index every rules file. Prefilter strings come from rules/literals.json
-    for every rule whose pattern is unchanged (see plugin/screening/reindex.py); others are analysed."""
+    for every rule whose pattern is unchanged (see plugin/screening/reindex.py); others are analysed.
+
+    `keep_examples=False` (the screener's own rulebook) drops each rule's match / no_match
+    examples and each file's cases once they are validated: ~6,000 texts the screener never
+    reads, ~1 MB of its 60 MB budget. Tests and tools read them from `load_language_file`."""
     languages = {}
     for name, text in rule_files():
         parsed = load_language_file(name, text)
+        if not keep_examples:
+            parsed = dataclasses.replace(parsed, cases=(), rules=tuple(
+                dataclasses.replace(rule, match_examples=(), no_match_examples=())
+                for rule in parsed.rules))
         languages[parsed.code] = parsed
     if "en" not in languages:
         raise RulebookError("rules/en.toml is missing")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from benchmarks.rule_costs import rule_costs
-from plugin.screening.engine import BOOK
+from plugin.screening import rulebook
 
 
 def test_a_rule_whose_example_is_in_the_tickets_is_reported_with_its_strings() -> None:
-    rule = next(r for r in BOOK.rules if r.id == "en.passive.want_to_die")
+    english = rulebook.load_language_file("en.toml", dict(rulebook.rule_files())["en.toml"])
+    rule = next(r for r in english.rules if r.id == "en.passive.want_to_die")
     ticket = f"Hi, about my order. {rule.match_examples[0]} Thanks."
     report = rule_costs([ticket, "Where is my parcel? Order 1123."])
     rows = {row.rule: row for row in report}

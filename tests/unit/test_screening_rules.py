@@ -246,3 +246,41 @@ def test_required_literals_are_contained_in_every_match() -> None:
     assert literals
     for text in ("want to die", "wish to disappear"):
         assert any(literal in normalise(text) for literal in literals)
+
+
+def test_the_screeners_rulebook_keeps_no_examples_but_the_same_rules() -> None:
+    # engine.BOOK drops the examples and cases after validating them (memory); everything the
+    # screener runs — ids, patterns, weights, scope — is the full rulebook's.
+    full = rulebook.load()
+    assert [r.id for r in BOOK.rules] == [r.id for r in full.rules]
+    assert [(r.pattern, r.weight, r.category, r.person) for r in BOOK.rules] == [
+        (r.pattern, r.weight, r.category, r.person) for r in full.rules]
+    assert all(not r.match_examples and not r.no_match_examples for r in BOOK.rules)
+    assert all(not lang.cases for lang in BOOK.languages.values())
+    assert sum(len(lang.cases) for lang in full.languages.values()) > 400
+    assert {c: lang.scope for c, lang in BOOK.languages.items()} == {
+        c: lang.scope for c, lang in full.languages.items()}
+
+
+def test_the_cached_parsed_form_of_every_rules_file_is_what_tomllib_reads() -> None:
+    # rules/compiled.json keeps each rules file parsed (JSON), keyed by the file's exact text, so
+    # a start-up skips tomllib; an edited file misses the cache and is read from its TOML.
+    import json
+    import tomllib
+
+    cache = compiled.read_cache(compiled.cache_path())
+    if cache is None:
+        pytest.skip("rules/compiled.json was written by another Python version (it is then ignored)")
+    texts = cache[2]
+    for name, text in FILES:
+        cached = texts.get("toml:" + rulebook.digest(text))
+        assert cached is not None, f"{name}: run python -m plugin.screening.reindex"
+        assert json.loads(cached) == tomllib.loads(text), name
+    edited = FILES[0][1] + "\n# an edit after the last reindex\n"
+    assert "toml:" + rulebook.digest(edited) not in texts
+    def fields(rules):
+        return [(r.id, r.pattern, r.weight, r.category, r.person, r.match_examples,
+                 r.no_match_examples) for r in rules]
+
+    assert fields(rulebook.load_language_file(FILES[0][0], edited).rules) == \
+        fields(rulebook.load_language_file(*FILES[0]).rules)
