@@ -20,7 +20,7 @@ from plugin.screening.normalise import normalise, normalise_mapped
 
 BOOK = rulebook.load(keep_examples=False)
 MODEL = learned.WordModel.load()
-PASSAGES = passages.PassageModel.load(share_keys_with=MODEL.vocabulary)
+PASSAGES = passages.PassageModel.load()
 # Where in its tier's band a model-raised score lands: higher the surer the model is.
 MODEL_BAND = 0.10
 MODEL_CATEGORY = "model_wording"

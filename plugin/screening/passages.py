@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Container, Iterable, Sequence
+from typing import Container, Sequence
 
 from plugin.screening.learned import (SHORT_TEXT_THRESHOLD, SHORT_TEXT_WORDS, WordModel, features,
                                       length_scale, shared_floats, word_pairs, words_of)
@@ -45,23 +45,12 @@ class PassageModel:
     training_digest: str = ""
 
     @classmethod
-    def load(cls, path: Path = PASSAGES_PATH, *,
-             share_keys_with: Iterable[str] | None = None) -> "PassageModel":
-        """`share_keys_with`: the word model's vocabulary. Most passage features are its
-        features too (26,000 of 37,600); keeping one string object for each instead of two
-        saves ~1.5 MB of the screener's memory budget."""
+    def load(cls, path: Path = PASSAGES_PATH) -> "PassageModel":
         data = json.loads(path.read_text(encoding="utf-8"), parse_float=shared_floats())
         if data.get("version") != 1:
             raise ValueError(f"{path.name}: unknown format; run python -m plugin.screening.train_passages")
-        weights = dict(zip(data["features"], data["weights"]))
-        if share_keys_with is not None:
-            # Keyed by the word model's own string objects where the two models share a feature.
-            shared = {feature: weights.pop(feature) for feature in share_keys_with
-                      if feature in weights}
-            shared.update(weights)
-            weights = shared
         return cls(bias=float(data["bias"]), threshold=float(data["threshold"]),
-                   weights=weights,
+                   weights=dict(zip(data["features"], data["weights"])),
                    trained_on=int(data["trained_on"]),
                    training_digest=str(data.get("training_digest", "")))
 

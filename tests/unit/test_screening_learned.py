@@ -270,15 +270,3 @@ def test_a_bad_training_line_names_its_file_and_line(tmp_path) -> None:
     bad.write_text("not json\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: not a JSON object"):
         train.load_examples([bad])
-
-
-def test_the_passage_model_shares_the_word_models_feature_strings() -> None:
-    # Memory: a feature both models know is one string object, and the weights are the file's.
-    from plugin.screening import passages
-
-    shared = [f for f in engine.PASSAGES.weights if f in engine.MODEL.both]
-    assert len(shared) > len(engine.PASSAGES.weights) // 2
-    word_keys = {id(f) for f in engine.MODEL.vocabulary}
-    assert all(id(f) in word_keys for f in shared)
-    plain = passages.PassageModel.load()
-    assert plain.weights == engine.PASSAGES.weights
