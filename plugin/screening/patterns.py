@@ -18,7 +18,7 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Mapping
 
-from plugin.screening.compiled import compile_regex, derived_text, remember_text
+from plugin.screening.compiled import compile_regex, remember_text, take_derived_text
 from plugin.screening.normalise import fold_literal
 
 SEPARATOR = r"(?:[\W_]+)"
@@ -160,10 +160,11 @@ def expand(source: str, macros: Mapping[str, str], _depth: int = 0, *, separator
 
 def _expanded(sources: list[str], macros: Mapping[str, str]) -> list[str]:
     """`expand` of each source; the start-up cache keeps the results (expanding in Python
-    costs more than compiling from the cache)."""
+    costs more than compiling from the cache). A cached result is handed out once and then
+    forgotten: each rule compiles once per process, and keeping all of them cost ~1 MB."""
     digest = hashlib.sha256(json.dumps([sources, dict(macros)], sort_keys=True).encode("utf-8"))
     key = f"expand:{_EXPANSION_VERSION}:" + digest.hexdigest()
-    cached = derived_text(key)
+    cached = take_derived_text(key)
     bodies = json.loads(cached) if cached is not None else [expand(s, macros) for s in sources]
     remember_text(key, json.dumps(bodies))
     return bodies
