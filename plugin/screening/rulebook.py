@@ -388,12 +388,15 @@ def build(languages: Mapping[str, LanguageRules],
             literal_rules.setdefault(literal, set()).add(index)
     # The finder returns the longest literal at each position; a rule whose literal is a prefix
     # of the found one must run too.
+    # ~14,500 strings share ~2,700 distinct rule lists: one tuple object per distinct list.
     rules_by_literal = {}
+    distinct: dict[tuple[int, ...], tuple[int, ...]] = {}
     for found in literal_rules:
         ids: set[int] = set()
         for length in range(1, len(found) + 1):
             ids.update(literal_rules.get(found[:length], ()))
-        rules_by_literal[found] = tuple(sorted(ids))
+        indexes = tuple(sorted(ids))
+        rules_by_literal[found] = distinct.setdefault(indexes, indexes)
     # Every prefilter string starts where a word starts (or is the space before a word), so the
     # finder only tries word boundaries; the few that start with a symbol (an emoji) are looked
     # up one by one.
