@@ -271,6 +271,11 @@ def start_recording() -> None:
     _recorded = set()
 
 
+def recording() -> bool:
+    """Whether sources are being noted for a new cache file (`start_recording`)."""
+    return _recorded is not None
+
+
 def recorded() -> set[Key]:
     return set(_recorded or ())
 

@@ -178,6 +178,9 @@ _FIELD = 1 << _FIELD_BITS
 _HALF = 1 << (_FIELD_BITS - 1)
 
 
+HEADS = ("at_risk", "imminent", "third_party")  # the packed fields, low to high
+
+
 def pack(at_risk: float, imminent: float, third_party: float = 0.0) -> int:
     return (round(at_risk * _UNITS) + (round(imminent * _UNITS) << _FIELD_BITS)
             + (round(third_party * _UNITS) << (2 * _FIELD_BITS)))
@@ -262,14 +265,15 @@ class WordModel:
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "WordModel":
-        data = json.loads(path.read_text(encoding="utf-8"), parse_float=shared_floats())
-        if data.get("version") != 2:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != 3:
             raise ValueError(f"{path.name}: unknown model format; run python -m plugin.screening.train")
-        vocabulary = data["features"]
         heads = data["heads"]
-        both = {f: pack(risk, imminent, third) for f, risk, imminent, third in
-                zip(vocabulary, heads["at_risk"]["weights"], heads["imminent"]["weights"],
-                    heads["third_party"]["weights"])}
+        if len(data["packed"]) != len(data["features"]):
+            raise ValueError(f"{path.name}: {len(data['features'])} features but "
+                             f"{len(data['packed'])} weights; run python -m plugin.screening.train")
+        # Written packed (see `pack` and train.py), in the order of HEADS.
+        both = dict(zip(data["features"], data["packed"]))
 
         def head(name: str, weights: Mapping[str, float]) -> Head:
             return Head(bias=float(heads[name]["bias"]), threshold=float(heads[name]["threshold"]),

@@ -18,7 +18,7 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Mapping
 
-from plugin.screening.compiled import compile_regex, remember_text, take_derived_text
+from plugin.screening.compiled import compile_regex, recording, remember_text, take_derived_text
 from plugin.screening.normalise import fold_literal
 
 SEPARATOR = r"(?:[\W_]+)"
@@ -162,12 +162,26 @@ def _expanded(sources: list[str], macros: Mapping[str, str]) -> list[str]:
     """`expand` of each source; the start-up cache keeps the results (expanding in Python
     costs more than compiling from the cache). A cached result is handed out once and then
     forgotten: each rule compiles once per process, and keeping all of them cost ~1 MB."""
-    digest = hashlib.sha256(json.dumps([sources, dict(macros)], sort_keys=True).encode("utf-8"))
-    key = f"expand:{_EXPANSION_VERSION}:" + digest.hexdigest()
+    # The key is the digest of json.dumps([sources, macros], sort_keys=True), written out so a
+    # language's macros (the same mapping for all its ~150 rules) are serialised once.
+    document = "[" + json.dumps(sources) + ", " + _macros_json(macros) + "]"
+    key = f"expand:{_EXPANSION_VERSION}:" + hashlib.sha256(document.encode("utf-8")).hexdigest()
     cached = take_derived_text(key)
     bodies = json.loads(cached) if cached is not None else [expand(s, macros) for s in sources]
-    remember_text(key, json.dumps(bodies))
+    if recording():
+        remember_text(key, json.dumps(bodies))
     return bodies
+
+
+_MACROS_JSON: dict[int, tuple[Mapping[str, str], str]] = {}
+
+
+def _macros_json(macros: Mapping[str, str]) -> str:
+    # Keyed by identity; the entry holds the mapping itself, so its id cannot be reused.
+    found = _MACROS_JSON.get(id(macros))
+    if found is None or found[0] is not macros:
+        found = _MACROS_JSON[id(macros)] = (macros, json.dumps(dict(macros), sort_keys=True))
+    return found[1]
 
 
 def compile_pattern(source: str, macros: Mapping[str, str], *, anchored: bool = True) -> re.Pattern[str]:

@@ -387,14 +387,18 @@ def build(languages: Mapping[str, LanguageRules],
         for literal in rule_literals:
             literal_rules.setdefault(literal, set()).add(index)
     # The finder returns the longest literal at each position; a rule whose literal is a prefix
-    # of the found one must run too.
+    # of the found one must run too. In sorted order a string's prefixes come before it, and
+    # every string between a prefix and it shares that prefix: a stack of the current chain of
+    # prefixes gives each string its prefixes' rules in one pass.
     # ~14,500 strings share ~2,700 distinct rule lists: one tuple object per distinct list.
     rules_by_literal = {}
     distinct: dict[tuple[int, ...], tuple[int, ...]] = {}
-    for found in literal_rules:
-        ids: set[int] = set()
-        for length in range(1, len(found) + 1):
-            ids.update(literal_rules.get(found[:length], ()))
+    chain: list[tuple[str, frozenset[int]]] = []
+    for found in sorted(literal_rules):
+        while chain and not found.startswith(chain[-1][0]):
+            chain.pop()
+        ids = literal_rules[found].union(chain[-1][1]) if chain else frozenset(literal_rules[found])
+        chain.append((found, ids))
         indexes = tuple(sorted(ids))
         rules_by_literal[found] = distinct.setdefault(indexes, indexes)
     # Every prefilter string starts where a word starts (or is the space before a word), so the
@@ -451,7 +455,7 @@ def _ascii_finder(worded: list[str]) -> tuple[str, dict[int, str], tuple[str, ..
     separator (word starts) in C. Every literal starts with a word character, so it finds every
     string the \b form finds, and a few more where punctuation stands where a literal has a
     space ("called." for "caled "): harmless for a prefilter, the rule's own regex decides."""
-    inner = sorted({c for literal in worded for c in literal if not (c.isalnum() or c == "_")})
+    inner = sorted(c for c in set("".join(worded)) if not (c.isalnum() or c == "_"))
     separators = {code: " " for code in range(128)
                   if not (chr(code).isalnum() or chr(code) == "_" or chr(code) in inner)}
     lead = "[" + re.escape(" " + "".join(c for c in inner if c != " ")) + "]"

@@ -34,8 +34,8 @@ from typing import Iterator, Sequence
 
 from plugin.screening import rulebook
 from plugin.screening.canonical import canonical_text as _canonical_text
-from plugin.screening.learned import (MODEL_PATH, REFERENCE_WORDS, length_scale, word_pairs,
-                                      words_of)
+from plugin.screening.learned import (HEADS, MODEL_PATH, REFERENCE_WORDS, length_scale, pack,
+                                      word_pairs, words_of)
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_FILES = (sorted((Path(__file__).parent / "training").glob("*.jsonl"))
@@ -189,14 +189,16 @@ def train(examples: Sequence[Example]) -> tuple[dict, dict[str, float]]:
         bias, weights = fit(chosen, labels, vocab)
         heads[name] = {"bias": round(bias, 4), "threshold": round(threshold, 4),
                        "weights": weights}
-    # A feature that matters to any head is kept in every head; weights are stored as columns
-    # beside one sorted feature list (half the load time of a dict per head).
+    # A feature that matters to any head is kept in every head. Weights are stored as the
+    # screener holds them: one packed integer per feature (`learned.pack`: each head's weight
+    # to 4 decimals) in a column beside one sorted feature list, so loading is two C-level
+    # JSON lists and a zip, with no per-weight parsing or packing.
     features = sorted({f for head in heads.values() for f, w in head["weights"].items()
                        if abs(w) >= PRUNE_BELOW})
-    for head in heads.values():
-        head["weights"] = [round(head["weights"].get(f, 0.0), 4) for f in features]
-    model = {"version": 2, "trained_on": len(examples), "features": features, "heads": heads,
-             "training_digest": training_digest()}
+    weights = {name: head.pop("weights") for name, head in heads.items()}
+    packed = [pack(*(round(weights[name].get(f, 0.0), 4) for name in HEADS)) for f in features]
+    model = {"version": 3, "trained_on": len(examples), "features": features, "packed": packed,
+             "heads": heads, "training_digest": training_digest()}
     return model, figures
 
 
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in figures.items():
         print(f"  {name:22s} {value:.3f}")
     for name, head in model["heads"].items():
-        print(f"  head {name}: threshold {head['threshold']}, {len(head['weights'])} weights")
+        print(f"  head {name}: threshold {head['threshold']}, {len(model['features'])} weights")
     return 0
 
 

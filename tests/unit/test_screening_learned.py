@@ -48,12 +48,25 @@ def test_the_loaded_heads_read_the_weights_written_in_learned_json() -> None:
     data = json.loads(learned.MODEL_PATH.read_text(encoding="utf-8"))
     vocabulary = data["features"]
     assert set(engine.MODEL.vocabulary) == set(vocabulary)
-    for name in ("at_risk", "imminent", "third_party"):
+    for field, name in enumerate(learned.HEADS):
         head = getattr(engine.MODEL, name)
-        written = dict(zip(vocabulary, data["heads"][name]["weights"]))
+        written = {f: learned.unpack(packed)[field] for f, packed in zip(vocabulary, data["packed"])}
         assert {f: head.weights.get(f, 0.0) for f in vocabulary} == written, name
         assert head.bias == data["heads"][name]["bias"]
     assert 0.5 <= engine.MODEL.at_risk.threshold < 1.0
+
+
+def test_a_model_file_whose_columns_disagree_is_refused(tmp_path) -> None:
+    data = json.loads(learned.MODEL_PATH.read_text(encoding="utf-8"))
+    data["packed"] = data["packed"][:-1]
+    broken = tmp_path / "learned.json"
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="features but"):
+        learned.WordModel.load(broken)
+    data["version"] = 2
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown model format"):
+        learned.WordModel.load(broken)
 
 
 def test_packed_weights_read_like_a_mapping() -> None:
