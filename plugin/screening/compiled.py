@@ -25,7 +25,7 @@ import json
 import re
 import sys
 import zlib
-from importlib import resources
+from pathlib import Path
 from typing import Iterable
 
 import _sre  # the C half of `re`, see the module docstring
@@ -51,7 +51,7 @@ def _stamp() -> str:
 
 
 def cache_path() -> str:
-    return str(resources.files("plugin.screening").joinpath("rules", CACHE_NAME))
+    return str(Path(__file__).parent / "rules" / CACHE_NAME)
 
 
 Entry = tuple[int, int, int, int, dict[str, int], tuple[str | None, ...], str]

@@ -11,9 +11,8 @@ import dataclasses
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from plugin.model import FLAGS, TIERS
@@ -509,6 +508,10 @@ def load_language_file(name: str, text: str) -> LanguageRules:
     if cached is not None:
         data = json.loads(cached)
     else:
+        # Imported only here: the screener's own start reads the cached form (and tomllib
+        # would cost 0.6 MB of its memory budget).
+        import tomllib
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -520,8 +523,11 @@ def load_language_file(name: str, text: str) -> LanguageRules:
     return parsed
 
 
-def rules_folder() -> Any:
-    return resources.files("plugin.screening").joinpath("rules")
+def rules_folder() -> Path:
+    # A plain path, not importlib.resources: the package is always installed as files, and
+    # importing importlib.resources (zipfile, tempfile, shutil…) cost 2 MB of the screener's
+    # 60 MB memory budget.
+    return Path(__file__).parent / "rules"
 
 
 def rule_files() -> list[tuple[str, str]]:
