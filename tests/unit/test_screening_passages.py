@@ -17,7 +17,8 @@ PASSAGE_MODEL = engine.PASSAGES
 # A support matter with one risk passage in the middle (written for these tests).
 BURIED = ("Hello, my broadband engineer never came on Tuesday and I took the day off work for it. "
           "Honestly I don't see the point in carrying on anymore, I feel like a burden to everyone "
-          "and I just want it all to end. Please rebook the visit for next week. Thanks")
+          "and I keep thinking they'd be fine without me. Please rebook the visit for next week. "
+          "Thanks")
 
 
 def test_sentences_and_passages():
@@ -63,7 +64,8 @@ def test_the_whole_text_model_must_agree_on_the_same_passage():
 def test_a_ticket_of_one_passage_was_already_read_whole():
     # Both models read this as risk, but the word model already judged the whole (short) text.
     short = engine.canonical_text("Honestly I don't see the point in carrying on anymore. "
-                                  "I feel like a burden to everyone and I just want it all to stop.")
+                                  "I feel like a burden to everyone and I keep thinking they'd be "
+                                  "fine without me.")
     assert len(passage_spans(short)) == 1
     assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, short) is None
     assert strongest_passage(PASSAGE_MODEL, WORD_MODEL, short + " " + short) is not None
