@@ -126,8 +126,9 @@ def _combinations(live: list[Finding]) -> float:
         floor = max(floor, COMBINED_HIGH)
     elif phrases >= 2:
         floor = max(floor, CONCERN + 0.01)
-    # A goodbye note: two different farewells in one message.
-    if len({f.rule.id for f in strong_farewell}) >= 2:
+    # A goodbye note: two different farewells in one message, one of them strong. Two rules
+    # reading the same words ("die letzte Mail, die ich jemals schreibe") are one farewell.
+    if len({f.rule.id for f in strong_farewell}) >= 2 and _distinct_spans(farewell) >= 2:
         floor = max(floor, COMBINED_IMMINENT)
 
     third_ideation = [f for f in third if (f.category in IDEATION or f.category == "third_party") and f.weight >= HIGH]

@@ -398,6 +398,18 @@ def test_a_strong_farewell_with_a_time_frame_is_imminent() -> None:
     assert screen("After tonight I won't be here anymore.").tier == "imminent"
 
 
+def test_two_farewell_rules_reading_the_same_words_are_one_farewell() -> None:
+    # Two German farewell rules both read "die letzte Mail, die ich jemals schreibe"; a goodbye
+    # note needs two separate farewells, so this escalation threat is not imminent …
+    threat = "Das ist die letzte Mail, die ich jemals schreibe, wenn das nicht geklärt wird."
+    assessment = screen(threat)
+    farewells = [s for s in assessment.signals if s.category == "farewell"]
+    assert len({s.rule for s in farewells}) >= 2, "the example no longer exercises two rules"
+    assert tier_rank(assessment.tier) < tier_rank("imminent")
+    # … while two farewells in different words still make a goodbye note.
+    assert screen("Das ist meine letzte Nachricht. Lebt wohl, ihr Lieben.").tier == "imminent"
+
+
 def test_a_third_party_who_cannot_go_on_with_help_called_is_imminent() -> None:
     text = "My wife sent me a message saying she can't go on and I've called the police."
     assessment = screen(text)
