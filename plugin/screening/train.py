@@ -10,13 +10,13 @@ language; the other 20 % are `benchmarks/data/ordinary_long_heldout.jsonl`, neve
 wave 9 (session 7: short look-alikes that carry arrangement and finality words with a plain reason,
 "I'm moving to Canada, transfer my account to my brother, I won't need it from tomorrow");
 plus the helpdesk sets in `benchmarks/data/` that have already been measured and read: the
-early 210-ticket set and blind sets 2-18. Session 7 chose wave 8 on sets 17 and 18 before they
+early 210-ticket set and blind sets 2-20. Session 7 chose wave 8 on sets 17 and 18 before they
 joined (with sets 2-16: at-risk 0.971 / 0.964 without it, 0.957 / 0.971 with it; dev false
 alarms 0.087 -> 0.061, dev at-risk 0.704 -> 0.646; held-out ordinary long texts flagged 0.074 ->
 0.015; MAX_FALSE_ALARM 0.005 instead of 0.003 gave dev 0.668 / 0.081 and 0.030 on the ordinary
 texts). Wave 9 came after wave 8 made greeted German emigration tickets read as imminent. Never
-the development set (../shared/eval) or a blind set not yet measured and read (set 19 was
-measured, then its false alarms read; set 20 and later measure): those measure, they do not teach.
+the development set (../shared/eval) or a blind set not yet measured and read (set 21 and
+later): those measure, they do not teach.
 
 Method: logistic regression, one per head, on binary word and word-pair features seen in at
 least two tickets; AdaGrad with L2, a fixed seed and a fixed order, so the same data gives the
@@ -47,10 +47,10 @@ from plugin.screening.learned import (HEADS, MODEL_PATH, REFERENCE_WORDS, length
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_FILES = (sorted((Path(__file__).parent / "training").glob("*.jsonl"))
                   + [ROOT / "benchmarks" / "data" / "helpdesk_blind_210.jsonl"]
-                  # Blind sets 2-18: measured, then read, so now training data. Listed by
-                  # number, never globbed: sets 19 and later measure.
+                  # Blind sets 2-20: measured, then read, so now training data. Listed by
+                  # number, never globbed: set 21 and later measure.
                   + [ROOT / "benchmarks" / "data" / f"helpdesk_blind{n}_280.jsonl"
-                     for n in range(2, 19)])
+                     for n in range(2, 21)])
 MIN_DOCUMENTS = 2
 EPOCHS = 10
 LEARNING_RATE = 0.05

@@ -8,7 +8,7 @@ Data: the word model's training tickets (train.TRAINING_FILES) and, for this mod
 out of context (timing, money and arrangements, leaving, giving things away, "everything is
 ready"), written because a passage model trained without them misread a bank transfer or a court
 date as risk. Never the development set or a blind set written for measurement
-(train.TRAINING_FILES holds the early 210-ticket helpdesk set and blind sets 2-18, which became
+(train.TRAINING_FILES holds the early 210-ticket helpdesk set and blind sets 2-20, which became
 training data once they had been measured and read). Every passage of a "none" or "concern" ticket is a negative: none of them may read as risk.
 An at-risk ticket says so somewhere, but the label does not say where, so its positive is the
 passage the current model finds most telling (multiple-instance learning): first by the
