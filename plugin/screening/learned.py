@@ -265,8 +265,14 @@ class WordModel:
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "WordModel":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != 3:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                             "run python -m plugin.screening.train") from None
+        if not isinstance(data, dict) or data.get("version") != 3 or not all(
+                isinstance(data.get(key), want) for key, want in
+                (("features", list), ("packed", list), ("heads", dict))):
             raise ValueError(f"{path.name}: unknown model format; run python -m plugin.screening.train")
         heads = data["heads"]
         if len(data["packed"]) != len(data["features"]):

@@ -232,3 +232,24 @@ def test_stopword_counts_of_the_case_texts() -> None:
         assert engine._stopword_hits(canonical, BOOK) == engine._stopword_hits_by_word(canonical, BOOK)
     many = " ".join(["the", "de", "la"] * 5000)
     assert engine._stopword_hits(many, BOOK) == engine._stopword_hits_by_word(many, BOOK)
+
+
+def test_each_prefilter_string_carries_the_rules_of_every_string_that_is_its_prefix() -> None:
+    # build() computes this closure in one sorted pass; here it is recomputed the plain way.
+    found = BOOK.rules_by_literal
+    own: dict[str, set[int]] = {}
+    cache = rulebook.read_literal_cache()
+    for index, rule in enumerate(BOOK.rules):
+        for literal in cache[rule.id]["literals"] or ():
+            own.setdefault(literal, set()).add(index)
+    assert set(found) == set(own)
+    for literal in own:
+        expected = set().union(*(own.get(literal[:n], set()) for n in range(1, len(literal) + 1)))
+        assert found[literal] == tuple(sorted(expected)), literal
+
+
+def test_every_rule_expansion_comes_from_the_start_up_cache() -> None:
+    # The expansion cache key is written out by hand (patterns._expanded); a key that drifted
+    # from the one reindex recorded would leave every expansion unused (slow start, same result).
+    BOOK.compile_all()
+    assert not [key for key in compiled._text_cache if key.startswith("expand:")]

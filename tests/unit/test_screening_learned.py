@@ -67,6 +67,12 @@ def test_a_model_file_whose_columns_disagree_is_refused(tmp_path) -> None:
     broken.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="unknown model format"):
         learned.WordModel.load(broken)
+    broken.write_text(json.dumps({"version": 3, "features": []}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown model format"):
+        learned.WordModel.load(broken)
+    broken.write_text('{"version": 3, "features": [', encoding="utf-8")
+    with pytest.raises(ValueError, match="learned.json: not valid JSON"):
+        learned.WordModel.load(broken)
 
 
 def test_packed_weights_read_like_a_mapping() -> None:
